@@ -1,0 +1,199 @@
+// Package contract holds the platform contract (v1): the Go types of every
+// MQTT payload hazmon publishes, their encoding, the topic names and the
+// JSON Schemas (draft 2020-12) that tests validate received payloads against.
+//
+// Encoding rules: times are unix milliseconds; a fault carries "value":null
+// (never an invented number); every number must be finite, so encoding a
+// NaN or ±Inf is an error rather than invalid JSON.
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hazmon/hazmon/internal/reading"
+)
+
+// Version is the contract version carried in every payload as "v".
+const Version = 1
+
+// DefaultTopicPrefix is the topic prefix used when the config sets none.
+const DefaultTopicPrefix = "hazmon/v1"
+
+// Message kinds: the last topic level and the name of the schema.
+const (
+	KindTelemetry = "telemetry" // QoS 1, not retained, own seq
+	KindAlarm     = "alarm"     // QoS 1, not retained, own seq
+	KindEvent     = "event"     // QoS 1, not retained, own seq
+	KindStatus    = "status"    // QoS 1, retained; LWT = offline
+	KindCurrent   = "current"   // QoS 1, retained, latest reading per sensor
+)
+
+// Event types carried in Event.Type.
+const (
+	EventDataLoss    = "data_loss"    // readings evicted from the buffer before they were published
+	EventBufferReset = "buffer_reset" // the buffer file was unreadable and was moved aside
+	EventClockStep   = "clock_step"   // the wall clock stepped
+)
+
+// Status states.
+const (
+	StateOnline  = "online"
+	StateOffline = "offline"
+)
+
+// ErrNotFinite is returned when a value to encode is NaN or ±Inf.
+var ErrNotFinite = errors.New("value is not a finite number")
+
+// Topic returns "{prefix}/{site}/{agent}/{kind}".
+func Topic(prefix, site, agent, kind string) string {
+	if prefix == "" {
+		prefix = DefaultTopicPrefix
+	}
+	return prefix + "/" + site + "/" + agent + "/" + kind
+}
+
+// Millis returns t as unix milliseconds, the time unit of the contract.
+func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// Reading is one element of a telemetry "readings" array and of "current".
+// Value is nil for a fault (encoded as null); Error is set only for a fault.
+type Reading struct {
+	Sensor string   `json:"sensor"`
+	Type   string   `json:"type"`
+	TS     int64    `json:"ts"` // sample time, unix ms
+	Value  *float64 `json:"value"`
+	Unit   string   `json:"unit"`
+	Status string   `json:"status"`
+	Error  string   `json:"error,omitempty"`
+}
+
+// FromReading converts a sample to its contract form. A fault (or a
+// non-finite value, which can only be a decoding defect) gets a null value.
+func FromReading(r reading.Reading) Reading {
+	c := Reading{Sensor: r.Sensor, Type: r.Type, TS: Millis(r.Time), Unit: r.Unit, Status: string(r.Status)}
+	switch {
+	case r.Status == reading.StatusFault:
+		c.Error = r.Err
+		if c.Error == "" {
+			c.Error = "fault"
+		}
+	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		c.Status = string(reading.StatusFault)
+		c.Error = "not_finite"
+	default:
+		v := r.Value
+		c.Value = &v
+	}
+	return c
+}
+
+// Telemetry is the payload of {prefix}/{site}/{agent}/telemetry.
+// Readings holds already-encoded Reading objects (as stored in the buffer).
+type Telemetry struct {
+	V          int               `json:"v"`
+	Agent      string            `json:"agent"`
+	Site       string            `json:"site"`
+	Seq        uint64            `json:"seq"`
+	Historical bool              `json:"historical"`
+	Readings   []json.RawMessage `json:"readings"`
+}
+
+// Alarm is the payload of {prefix}/{site}/{agent}/alarm: one alarm level
+// raised or cleared. AlarmID is "<sensor>/<level>/<raise ms>".
+type Alarm struct {
+	V           int      `json:"v"`
+	Seq         uint64   `json:"seq"`
+	AlarmID     string   `json:"alarm_id"`
+	Agent       string   `json:"agent"`
+	Site        string   `json:"site"`
+	Sensor      string   `json:"sensor"`
+	Level       string   `json:"level"`
+	State       string   `json:"state"` // raised|cleared
+	TS          int64    `json:"ts"`
+	Value       *float64 `json:"value"` // null if the sensor is in fault
+	Limit       *float64 `json:"limit"`
+	Outputs     []string `json:"outputs"`
+	Calibration bool     `json:"calibration"`
+}
+
+// Event is the payload of {prefix}/{site}/{agent}/event: something the
+// bureau must know about the agent itself (data loss, buffer reset, ...).
+// FromTS/ToTS/Readings/Reason are used by data_loss; zero values are omitted.
+type Event struct {
+	V        int    `json:"v"`
+	Seq      uint64 `json:"seq"`
+	Agent    string `json:"agent"`
+	Site     string `json:"site"`
+	Type     string `json:"type"`
+	TS       int64  `json:"ts"`
+	FromTS   int64  `json:"from_ts,omitempty"`
+	ToTS     int64  `json:"to_ts,omitempty"`
+	Readings int64  `json:"readings,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// Status is the retained payload of {prefix}/{site}/{agent}/status.
+type Status struct {
+	V       int      `json:"v"`
+	State   string   `json:"state"` // online|offline
+	TS      int64    `json:"ts"`
+	Version string   `json:"version"`
+	Sensors []string `json:"sensors"`
+}
+
+// Current is the retained payload of {prefix}/{site}/{agent}/current: the
+// latest reading of every sensor. It is outside the seq streams.
+type Current struct {
+	V        int       `json:"v"`
+	Agent    string    `json:"agent"`
+	Site     string    `json:"site"`
+	TS       int64     `json:"ts"`
+	Readings []Reading `json:"readings"`
+}
+
+// Marshal encodes a payload after checking every float is finite.
+// It accepts the payload types of this package (value or pointer).
+func Marshal(v any) ([]byte, error) {
+	if err := checkFinite(v); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("contract: encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+func finite(p *float64, field string) error {
+	if p != nil && (math.IsNaN(*p) || math.IsInf(*p, 0)) {
+		return fmt.Errorf("contract: %s=%v: %w", field, *p, ErrNotFinite)
+	}
+	return nil
+}
+
+func checkFinite(v any) error {
+	switch x := v.(type) {
+	case Reading:
+		return finite(x.Value, "reading "+x.Sensor+" value")
+	case *Reading:
+		return checkFinite(*x)
+	case Alarm:
+		return errors.Join(finite(x.Value, "alarm value"), finite(x.Limit, "alarm limit"))
+	case *Alarm:
+		return checkFinite(*x)
+	case Current:
+		for _, r := range x.Readings {
+			if err := checkFinite(r); err != nil {
+				return err
+			}
+		}
+	case *Current:
+		return checkFinite(*x)
+	}
+	return nil
+}
