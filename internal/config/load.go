@@ -1,0 +1,207 @@
+// Package config loads and validates hazmon's YAML configuration.
+//
+// Loading is strict: an unknown key, a value of the wrong type or a missing
+// required key is an error that names the file, the line and the key path
+// (e.g. "hazmon.yaml:14: sensors[1].slave: 300 is outside 1..247").
+// Load returns every problem found, not only the first.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one configuration error or warning, located in the file.
+type Problem struct {
+	File    string // config file path as given
+	Line    int    // 1-based line, 0 if unknown
+	Path    string // key path, e.g. "sensors[2].slave"
+	Message string
+}
+
+func (p Problem) Error() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += ":" + strconv.Itoa(p.Line)
+	}
+	if p.Path != "" {
+		return loc + ": " + p.Path + ": " + p.Message
+	}
+	return loc + ": " + p.Message
+}
+
+// Error is returned by Load when the file is not a valid configuration.
+// It lists every problem found; errors.As(err, &*config.Error) gives them.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d config error(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// Loaded is a valid configuration plus the warnings found while validating it.
+type Loaded struct {
+	Config   *Config
+	Warnings []Problem
+}
+
+// Load reads, strictly decodes, defaults and validates the file at path.
+// On failure the error is an *Error listing every problem with file:line and
+// key path (or a plain error if the file cannot be read at all).
+func Load(path string) (*Loaded, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*Loaded, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{Problems: []Problem{{File: name, Line: 1, Message: "file is empty"}}}
+	}
+	idx := newIndex(&root)
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var probs []Problem
+	if err := dec.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+		}
+		for _, msg := range te.Errors {
+			probs = append(probs, idx.problem(name, msg))
+		}
+	}
+	// Validate even after decode errors, so one run shows every problem;
+	// skip what a decode error already explains (its key path).
+	bad := map[string]bool{}
+	for _, p := range probs {
+		bad[p.Path] = true
+	}
+	applyDefaults(&cfg)
+	errs, warns := cfg.validate()
+	for _, v := range errs {
+		if !bad[v.path] {
+			probs = append(probs, idx.locate(name, v))
+		}
+	}
+	if len(probs) == 0 {
+		var ws []Problem
+		for _, v := range warns {
+			ws = append(ws, idx.locate(name, v))
+		}
+		return &Loaded{Config: &cfg, Warnings: ws}, nil
+	}
+	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+	return nil, &Error{Problems: probs}
+}
+
+var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+func yamlSyntaxProblem(name string, err error) Problem {
+	msg := err.Error()
+	if m := lineRe.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Problem{File: name, Line: n, Message: m[2]}
+	}
+	return Problem{File: name, Message: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// index maps key paths to lines and lines to key paths in the parsed file.
+type index struct {
+	pathLine map[string]int
+	linePath map[int]string
+}
+
+func newIndex(root *yaml.Node) *index {
+	ix := &index{pathLine: map[string]int{}, linePath: map[int]string{}}
+	ix.walk(root.Content[0], "")
+	return ix
+}
+
+func (ix *index) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			ix.pathLine[p] = k.Line
+			if _, ok := ix.linePath[k.Line]; !ok || len(p) > len(ix.linePath[k.Line]) {
+				ix.linePath[k.Line] = p
+			}
+			ix.walk(v, p)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			ix.pathLine[p] = c.Line
+			if _, ok := ix.linePath[c.Line]; !ok {
+				ix.linePath[c.Line] = p
+			}
+			ix.walk(c, p)
+		}
+	}
+}
+
+var fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+// problem turns a yaml.v3 decode message ("line 7: field foo not found in
+// type config.Bus") into a located Problem with a key path.
+func (ix *index) problem(name, msg string) Problem {
+	m := lineRe.FindStringSubmatch(msg)
+	if m == nil {
+		return Problem{File: name, Message: msg}
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[2]
+	path := ix.linePath[line]
+	if f := fieldNotFound.FindStringSubmatch(text); f != nil {
+		text = fmt.Sprintf("unknown key %q", f[1])
+	} else {
+		text = strings.Replace(text, "cannot unmarshal", "wrong type: cannot use", 1)
+	}
+	return Problem{File: name, Line: line, Path: path, Message: text}
+}
+
+// locate finds the line of a validation problem from its key path, walking
+// up to the nearest parent present in the file (a missing key is reported
+// at its parent's line).
+func (ix *index) locate(name string, v violation) Problem {
+	p := v.path
+	for p != "" {
+		if l, ok := ix.pathLine[p]; ok {
+			return Problem{File: name, Line: l, Path: v.path, Message: v.msg}
+		}
+		if i := strings.LastIndexAny(p, ".["); i >= 0 {
+			p = p[:i]
+		} else {
+			p = ""
+		}
+	}
+	return Problem{File: name, Path: v.path, Message: v.msg}
+}

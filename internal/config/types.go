@@ -1,0 +1,134 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole agent configuration, as read from hazmon.yaml.
+// The key names are a contract with field technicians (see README "Config reference").
+type Config struct {
+	Agent   Agent    `yaml:"agent"`
+	MQTT    MQTT     `yaml:"mqtt"`
+	Buffer  Buffer   `yaml:"buffer"`
+	Buses   []Bus    `yaml:"buses"`
+	Sensors []Sensor `yaml:"sensors"`
+	Control Control  `yaml:"control"`
+	Log     Log      `yaml:"log"`
+}
+
+// Agent identifies this gateway and where it keeps its data.
+type Agent struct {
+	ID      string `yaml:"id"`       // gateway id, used in topics; letters, digits, '-', '_'
+	Site    string `yaml:"site"`     // site (enterprise) code, used in topics
+	DataDir string `yaml:"data_dir"` // folder of the bbolt buffer; default /var/lib/hazmon
+}
+
+// MQTT is the link to the bureau's broker.
+type MQTT struct {
+	Brokers        []string `yaml:"brokers"`       // tcp://host:1883, ssl://host:8883, tls://...; tried in order
+	TopicPrefix    string   `yaml:"topic_prefix"`  // default "hazmon/v1"
+	ClientID       string   `yaml:"client_id"`     // default "hazmon-<site>-<agent id>"
+	Username       string   `yaml:"username"`      // optional
+	PasswordFile   string   `yaml:"password_file"` // file holding the password; never logged
+	TLS            TLS      `yaml:"tls"`
+	KeepAlive      Duration `yaml:"keepalive"`       // default 30s
+	ConnectTimeout Duration `yaml:"connect_timeout"` // default 10s
+	PublishTimeout Duration `yaml:"publish_timeout"` // wait for a PUBACK; default 10s
+	BatchMax       int      `yaml:"batch_max"`       // max readings in one telemetry message; default 200
+}
+
+// TLS configures a secured broker link. Server verification is on unless
+// InsecureSkipVerify is set.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Buffer bounds the bbolt store-and-forward buffer.
+type Buffer struct {
+	MaxBytes int64    `yaml:"max_bytes"` // 0 = default 256 MiB
+	MaxAge   Duration `yaml:"max_age"`   // 0 = default 30 days (records kept ≥ 30 days for major hazard sources)
+}
+
+// Bus is one Modbus link: a TCP connection or an RS-485 serial port.
+type Bus struct {
+	Name     string   `yaml:"name"`
+	Protocol string   `yaml:"protocol"`  // "tcp" or "rtu"
+	Address  string   `yaml:"address"`   // tcp: host:port
+	Device   string   `yaml:"device"`    // rtu: /dev/ttyUSB0
+	Baud     int      `yaml:"baud"`      // rtu: default 9600
+	DataBits int      `yaml:"data_bits"` // rtu: default 8
+	Parity   string   `yaml:"parity"`    // rtu: N|E|O, default E
+	StopBits int      `yaml:"stop_bits"` // rtu: 1|2, default 1
+	Timeout  Duration `yaml:"timeout"`   // per request; default 1s tcp, 500ms rtu
+}
+
+// Sensor is one measured point: where it is read and how it is decoded.
+type Sensor struct {
+	ID        string    `yaml:"id"`
+	Type      string    `yaml:"type"` // methane|co|o2|h2s|lel|water_level|pressure|temperature|flow|wind|rain|level|digital
+	Bus       string    `yaml:"bus"`
+	Slave     int       `yaml:"slave"`      // Modbus unit id: 1..247 (0..255 on tcp)
+	Table     string    `yaml:"table"`      // holding|input|coil|discrete
+	Address   int       `yaml:"address"`    // 0-based protocol address 0..65535
+	Format    string    `yaml:"format"`     // int16|uint16|int32|uint32|float32|bool
+	ByteOrder string    `yaml:"byte_order"` // ABCD (default)|CDAB|BADC|DCBA
+	Scale     *float64  `yaml:"scale"`      // default 1
+	Offset    float64   `yaml:"offset"`
+	Unit      string    `yaml:"unit"`
+	Interval  Duration  `yaml:"interval"` // default 1s
+	Range     []float64 `yaml:"range"`    // [min, max] valid engineering range
+	NoValue   []int64   `yaml:"no_value"` // raw codes that mean "no value" (e.g. 65535): a fault
+	Location  string    `yaml:"location"` // optional preset from the methane table
+}
+
+// Control is the local control socket used by the CLI.
+type Control struct {
+	Socket string `yaml:"socket"` // default /run/hazmon/hazmon.sock
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug|info|warn|error, default info
+	Format string `yaml:"format"` // text|json, default text
+}
+
+// ScaleOr1 returns the sensor's scale, 1 when unset.
+func (s Sensor) ScaleOr1() float64 {
+	if s.Scale == nil {
+		return 1
+	}
+	return *s.Scale
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("500ms", "1s", "2m").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts a Go duration string such as "1s" or "500ms".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"1s\" or \"500ms\"", n.Line)}}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration (use e.g. \"1s\", \"500ms\")", n.Line, s)}}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// String returns d as a Go duration string.
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,369 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults applied when a key is absent.
+const (
+	DefaultDataDir      = "/var/lib/hazmon"
+	DefaultTopicPrefix  = "hazmon/v1"
+	DefaultSocket       = "/run/hazmon/hazmon.sock"
+	DefaultInterval     = time.Second
+	DefaultTCPTimeout   = time.Second
+	DefaultRTUTimeout   = 500 * time.Millisecond
+	DefaultKeepAlive    = 30 * time.Second
+	DefaultBatchMax     = 200
+	DefaultBufferBytes  = 256 << 20
+	DefaultBufferMaxAge = 30 * 24 * time.Hour // records of major hazard sources are kept ≥ 30 days
+	MinInterval         = 10 * time.Millisecond
+)
+
+// SensorTypes lists the accepted sensor types.
+var SensorTypes = []string{
+	"methane", "co", "o2", "h2s", "co2", "no2", "so2", "nh3", "lel", "water_level", "pressure",
+	"temperature", "flow", "wind", "rain", "level", "humidity", "dust", "displacement",
+	"saturation_line", "beach_length", "digital", "generic",
+}
+
+var idRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+type violation struct {
+	path, msg string
+}
+
+type checker struct {
+	errs, warns []violation
+}
+
+func (c *checker) errf(path, format string, a ...any) {
+	c.errs = append(c.errs, violation{path, fmt.Sprintf(format, a...)})
+}
+
+func (c *checker) warnf(path, format string, a ...any) {
+	c.warns = append(c.warns, violation{path, fmt.Sprintf(format, a...)})
+}
+
+func applyDefaults(c *Config) {
+	if c.Agent.DataDir == "" {
+		c.Agent.DataDir = DefaultDataDir
+	}
+	if c.MQTT.TopicPrefix == "" {
+		c.MQTT.TopicPrefix = DefaultTopicPrefix
+	}
+	if c.MQTT.ClientID == "" {
+		c.MQTT.ClientID = "hazmon-" + c.Agent.Site + "-" + c.Agent.ID
+	}
+	if c.MQTT.KeepAlive == 0 {
+		c.MQTT.KeepAlive = Duration(DefaultKeepAlive)
+	}
+	if c.MQTT.ConnectTimeout == 0 {
+		c.MQTT.ConnectTimeout = Duration(10 * time.Second)
+	}
+	if c.MQTT.PublishTimeout == 0 {
+		c.MQTT.PublishTimeout = Duration(10 * time.Second)
+	}
+	if c.MQTT.BatchMax == 0 {
+		c.MQTT.BatchMax = DefaultBatchMax
+	}
+	if c.Buffer.MaxBytes == 0 {
+		c.Buffer.MaxBytes = DefaultBufferBytes
+	}
+	if c.Buffer.MaxAge == 0 {
+		c.Buffer.MaxAge = Duration(DefaultBufferMaxAge)
+	}
+	if c.Control.Socket == "" {
+		c.Control.Socket = DefaultSocket
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.Buses {
+		b := &c.Buses[i]
+		switch b.Protocol {
+		case "tcp":
+			if b.Timeout == 0 {
+				b.Timeout = Duration(DefaultTCPTimeout)
+			}
+		case "rtu":
+			if b.Timeout == 0 {
+				b.Timeout = Duration(DefaultRTUTimeout)
+			}
+			if b.Baud == 0 {
+				b.Baud = 9600
+			}
+			if b.DataBits == 0 {
+				b.DataBits = 8
+			}
+			if b.Parity == "" {
+				b.Parity = "E"
+			}
+			if b.StopBits == 0 {
+				b.StopBits = 1
+			}
+		}
+	}
+	for i := range c.Sensors {
+		s := &c.Sensors[i]
+		if s.Interval == 0 {
+			s.Interval = Duration(DefaultInterval)
+		}
+		if s.Format == "" {
+			if s.Table == "coil" || s.Table == "discrete" {
+				s.Format = "bool"
+			} else {
+				s.Format = "uint16"
+			}
+		}
+		if s.ByteOrder == "" {
+			s.ByteOrder = "ABCD"
+		}
+	}
+}
+
+// Bus returns the bus named name, or nil.
+func (c *Config) Bus(name string) *Bus {
+	for i := range c.Buses {
+		if c.Buses[i].Name == name {
+			return &c.Buses[i]
+		}
+	}
+	return nil
+}
+
+func (c *Config) validate() (errs, warns []violation) {
+	var k checker
+	k.id("agent.id", c.Agent.ID)
+	k.id("agent.site", c.Agent.Site)
+
+	if len(c.MQTT.Brokers) == 0 {
+		k.errf("mqtt.brokers", "required: at least one broker URL, e.g. tcp://127.0.0.1:1883")
+	}
+	for i, b := range c.MQTT.Brokers {
+		u, err := url.Parse(b)
+		p := fmt.Sprintf("mqtt.brokers[%d]", i)
+		switch {
+		case err != nil:
+			k.errf(p, "%q is not a URL: %v", b, err)
+		case !oneOf(u.Scheme, "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"):
+			k.errf(p, "%q: scheme must be tcp, ssl, tls, mqtts, ws or wss", b)
+		case u.Port() == "":
+			k.errf(p, "%q: port missing (e.g. :1883, :8883)", b)
+		}
+	}
+	if strings.ContainsAny(c.MQTT.TopicPrefix, "+#") || strings.HasPrefix(c.MQTT.TopicPrefix, "/") || strings.HasSuffix(c.MQTT.TopicPrefix, "/") {
+		k.errf("mqtt.topic_prefix", "%q: no wildcards (+ #) and no leading or trailing '/'", c.MQTT.TopicPrefix)
+	}
+	k.file("mqtt.password_file", c.MQTT.PasswordFile)
+	if c.MQTT.PasswordFile != "" && c.MQTT.Username == "" {
+		k.errf("mqtt.username", "required when mqtt.password_file is set")
+	}
+	k.file("mqtt.tls.ca_file", c.MQTT.TLS.CAFile)
+	k.file("mqtt.tls.cert_file", c.MQTT.TLS.CertFile)
+	k.file("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
+	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
+		k.errf("mqtt.tls", "cert_file and key_file go together (mutual TLS)")
+	}
+	if c.MQTT.TLS.InsecureSkipVerify {
+		k.warnf("mqtt.tls.insecure_skip_verify", "server certificate is not verified: anyone on the path can impersonate the broker")
+	}
+	if c.MQTT.BatchMax < 1 || c.MQTT.BatchMax > 10000 {
+		k.errf("mqtt.batch_max", "%d is outside 1..10000", c.MQTT.BatchMax)
+	}
+	if c.MQTT.KeepAlive.D() < time.Second {
+		k.errf("mqtt.keepalive", "%s is too short (at least 1s)", c.MQTT.KeepAlive)
+	}
+	if c.Buffer.MaxBytes < 1<<20 {
+		k.errf("buffer.max_bytes", "%d is too small (at least 1 MiB)", c.Buffer.MaxBytes)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		k.errf("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		k.errf("log.format", "%q: use text or json", c.Log.Format)
+	}
+
+	buses := map[string]int{}
+	for i, b := range c.Buses {
+		p := fmt.Sprintf("buses[%d]", i)
+		if b.Name == "" {
+			k.errf(p+".name", "required")
+		} else if j, dup := buses[b.Name]; dup {
+			k.errf(p+".name", "%q is already used by buses[%d]", b.Name, j)
+		} else {
+			buses[b.Name] = i
+			k.id(p+".name", b.Name)
+		}
+		switch b.Protocol {
+		case "tcp":
+			if b.Address == "" {
+				k.errf(p+".address", "required for protocol tcp (host:port, e.g. 192.168.1.10:502)")
+			} else if _, port, err := net.SplitHostPort(b.Address); err != nil || port == "" {
+				k.errf(p+".address", "%q is not host:port", b.Address)
+			}
+			if b.Device != "" {
+				k.errf(p+".device", "only for protocol rtu")
+			}
+		case "rtu":
+			if b.Device == "" {
+				k.errf(p+".device", "required for protocol rtu (e.g. /dev/ttyUSB0)")
+			}
+			if b.Address != "" {
+				k.errf(p+".address", "only for protocol tcp")
+			}
+			if !oneOfInt(b.Baud, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200) {
+				k.errf(p+".baud", "%d: use 1200, 2400, 4800, 9600, 19200, 38400, 57600 or 115200", b.Baud)
+			}
+			if !oneOfInt(b.DataBits, 7, 8) {
+				k.errf(p+".data_bits", "%d: use 7 or 8", b.DataBits)
+			}
+			if !oneOf(b.Parity, "N", "E", "O") {
+				k.errf(p+".parity", "%q: use N, E or O", b.Parity)
+			}
+			if !oneOfInt(b.StopBits, 1, 2) {
+				k.errf(p+".stop_bits", "%d: use 1 or 2", b.StopBits)
+			}
+		case "":
+			k.errf(p+".protocol", "required: tcp or rtu")
+		default:
+			k.errf(p+".protocol", "%q: use tcp or rtu", b.Protocol)
+		}
+		if b.Timeout.D() < 10*time.Millisecond || b.Timeout.D() > 30*time.Second {
+			k.errf(p+".timeout", "%s is outside 10ms..30s", b.Timeout)
+		}
+	}
+
+	if len(c.Sensors) == 0 {
+		k.errf("sensors", "required: at least one sensor")
+	}
+	ids := map[string]int{}
+	for i, s := range c.Sensors {
+		p := fmt.Sprintf("sensors[%d]", i)
+		if s.ID == "" {
+			k.errf(p+".id", "required")
+		} else if j, dup := ids[s.ID]; dup {
+			k.errf(p+".id", "%q is already used by sensors[%d]", s.ID, j)
+		} else {
+			ids[s.ID] = i
+			k.id(p+".id", s.ID)
+		}
+		if s.Type == "" {
+			k.errf(p+".type", "required: one of %s", strings.Join(SensorTypes, ", "))
+		} else if !oneOf(s.Type, SensorTypes...) {
+			k.errf(p+".type", "%q: use one of %s", s.Type, strings.Join(SensorTypes, ", "))
+		}
+		var bus *Bus
+		if s.Bus == "" {
+			k.errf(p+".bus", "required: name of a bus in buses")
+		} else if j, ok := buses[s.Bus]; !ok {
+			k.errf(p+".bus", "%q is not a bus defined in buses", s.Bus)
+		} else {
+			bus = &c.Buses[j]
+		}
+		if bus != nil {
+			lo, hi := 1, 247
+			if bus.Protocol == "tcp" {
+				lo, hi = 0, 255
+			}
+			if s.Slave < lo || s.Slave > hi {
+				k.errf(p+".slave", "%d is outside %d..%d (Modbus unit id on %s)", s.Slave, lo, hi, bus.Protocol)
+			}
+		}
+		words := 1
+		switch s.Table {
+		case "holding", "input":
+			switch s.Format {
+			case "int16", "uint16", "bool":
+			case "int32", "uint32", "float32":
+				words = 2
+			default:
+				k.errf(p+".format", "%q: use int16, uint16, int32, uint32, float32 or bool", s.Format)
+			}
+		case "coil", "discrete":
+			if s.Format != "bool" {
+				k.errf(p+".format", "%q: a %s holds one bit, use bool", s.Format, s.Table)
+			}
+		case "":
+			k.errf(p+".table", "required: holding, input, coil or discrete")
+		default:
+			k.errf(p+".table", "%q: use holding, input, coil or discrete", s.Table)
+		}
+		if !oneOf(s.ByteOrder, "ABCD", "CDAB", "BADC", "DCBA") {
+			k.errf(p+".byte_order", "%q: use ABCD, CDAB, BADC or DCBA", s.ByteOrder)
+		} else if words == 1 && s.ByteOrder != "ABCD" {
+			k.warnf(p+".byte_order", "%s is ignored for a 16-bit or bool value", s.ByteOrder)
+		}
+		if s.Address < 0 || s.Address+words-1 > 65535 {
+			k.errf(p+".address", "%d is outside 0..%d (0-based protocol address)", s.Address, 65536-words)
+		}
+		if s.Scale != nil && *s.Scale == 0 {
+			k.errf(p+".scale", "0 would turn every reading into 0")
+		}
+		if s.Format == "float32" && s.ScaleOr1() != 1 {
+			k.warnf(p+".scale", "a float32 is usually already in engineering units; scale %g applied", s.ScaleOr1())
+		}
+		if s.Format == "bool" && (s.Scale != nil || s.Offset != 0) {
+			k.errf(p+".scale", "scale and offset do not apply to a bool")
+		}
+		if s.Interval.D() < MinInterval {
+			k.errf(p+".interval", "%s is shorter than %s", s.Interval, MinInterval)
+		}
+		if s.Range != nil {
+			if len(s.Range) != 2 {
+				k.errf(p+".range", "want [min, max], got %d values", len(s.Range))
+			} else if !(s.Range[0] < s.Range[1]) {
+				k.errf(p+".range", "min %g must be below max %g", s.Range[0], s.Range[1])
+			}
+		} else if s.Format != "bool" {
+			k.warnf(p+".range", "no valid range: an out-of-range value (broken line, over-range) cannot be told from a reading")
+		}
+		if s.Unit == "" && s.Format != "bool" {
+			k.warnf(p+".unit", "no unit: the platform will show a bare number")
+		}
+	}
+	return k.errs, k.warns
+}
+
+func (k *checker) id(path, v string) {
+	if v == "" {
+		k.errf(path, "required")
+	} else if !idRe.MatchString(v) {
+		k.errf(path, "%q: use only letters, digits, '-' and '_'", v)
+	}
+}
+
+func (k *checker) file(path, name string) {
+	if name == "" {
+		return
+	}
+	if _, err := os.Stat(name); err != nil {
+		k.errf(path, "cannot read %s: %v", name, err)
+	}
+}
+
+func oneOf(v string, set ...string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func oneOfInt(v int, set ...int) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
