@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/reading"
@@ -99,6 +100,7 @@ func NewEngine(sensors []SensorRules) (*Engine, error) {
 		}
 		for _, r := range sr.Rules {
 			rs := ruleState{rule: r, onFaultCut: sr.onFaultCut(r)}
+			rs.rule.Outputs = slices.Clone(r.Outputs) // events share it; the caller's slice stays the caller's
 			switch {
 			case r.Above != nil:
 				rs.kind, rs.limit, rs.clear = kindAbove, *r.Above, *r.Above

@@ -101,7 +101,7 @@ type Rule struct {
 	ClearBelow *float64      // Above rules only: clear when value < ClearBelow (the restore value)
 	ClearAbove *float64      // Below rules only: clear when value > ClearAbove
 	For        time.Duration // on-delay; 0 = immediate
-	Outputs    []string      // outputs this rule cuts while raised; read-only once given to NewEngine
+	Outputs    []string      // outputs this rule cuts while raised (NewEngine copies the slice)
 	OnFault    string        // OnFaultCut, OnFaultHold, or "" for the default (see SensorRules)
 }
 
