@@ -179,3 +179,24 @@ func ExamplePreset() {
 	// alarm at >= 1.00, restore below 1.00
 	// cutoff at >= 1.50, restore below 1.00
 }
+
+func TestSensorResolution(t *testing.T) {
+	cases := []struct {
+		format string
+		scale  float64
+		typ    string
+		want   float64
+	}{
+		{"uint16", 0.01, "methane", 0.01},
+		{"int16", -0.1, "temperature", 0.1},
+		{"int32", 1, "co", 1},
+		{"bool", 1, "digital", 1},
+		{"float32", 1, "methane", 0.01},
+		{"float32", 1, "pressure", 0},
+	}
+	for _, c := range cases {
+		if got := SensorResolution(c.format, c.scale, c.typ); got != c.want {
+			t.Errorf("SensorResolution(%s, %g, %s) = %g, want %g", c.format, c.scale, c.typ, got, c.want)
+		}
+	}
+}

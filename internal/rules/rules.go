@@ -253,3 +253,21 @@ func statusOf(l Level) reading.Status {
 	}
 	return reading.Status(l)
 }
+
+// SensorResolution returns the comparison resolution for a sensor from its
+// decode format and scale (config "format", "scale", "type"): |scale| for
+// integer formats (one raw count), 1 for bool, and for float32, which has no
+// natural step, MethaneResolution (0.01 %CH4) for a methane sensor and 0
+// (DefaultResolution) otherwise.
+func SensorResolution(format string, scale float64, sensorType string) float64 {
+	switch format {
+	case "int16", "uint16", "int32", "uint32":
+		return math.Abs(scale)
+	case "bool":
+		return 1
+	}
+	if sensorType == "methane" {
+		return MethaneResolution
+	}
+	return 0
+}
