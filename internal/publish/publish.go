@@ -237,6 +237,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 				p.goOffline(c)
 				return nil
 			}
+			// A DISCONNECT would suppress the broker's LWT; if the link
+			// still carries anything, say offline ourselves (bounded wait).
+			ctx1, cancel := context.WithTimeout(ctx, time.Second)
+			_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline))
+			cancel()
 			c.Disconnect(0)
 		}
 		if ctx.Err() != nil {
