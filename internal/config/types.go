@@ -15,6 +15,7 @@ type Config struct {
 	Buffer  Buffer   `yaml:"buffer"`
 	Buses   []Bus    `yaml:"buses"`
 	Sensors []Sensor `yaml:"sensors"`
+	Outputs []Output `yaml:"outputs"`
 	Control Control  `yaml:"control"`
 	Log     Log      `yaml:"log"`
 }
@@ -85,7 +86,71 @@ type Sensor struct {
 	Interval  Duration  `yaml:"interval"` // default 1s
 	Range     []float64 `yaml:"range"`    // [min, max] valid engineering range
 	NoValue   []int64   `yaml:"no_value"` // raw codes that mean "no value" (e.g. 65535): a fault
-	Location  string    `yaml:"location"` // optional preset from the methane table
+	Location  string    `yaml:"location"` // optional preset from the methane table (rules.MethaneTable)
+	// GPIO reads a digital sensor from a GPIO line instead of a Modbus bus
+	// (type digital: float switches, door, fan and feed contacts).
+	GPIO *GPIOIn `yaml:"gpio"`
+	// Rules are the sensor's local safety rules; see README "Safety rules".
+	Rules []Rule `yaml:"rules"`
+	// OverrideRegulation accepts rules looser than the regulation's limits
+	// (validate then warns instead of failing).
+	OverrideRegulation bool `yaml:"override_regulation"`
+	// FaultUnlockAfter: how long the sensor must read validly after a fault
+	// before its on_fault=cut outputs are released (default 10s).
+	FaultUnlockAfter Duration `yaml:"fault_unlock_after"`
+	// Resolution is the comparison step of rules in engineering units
+	// (default: derived from format and scale, e.g. 0.01 for scale 0.01).
+	Resolution float64 `yaml:"resolution"`
+}
+
+// GPIOIn is a digital input on a GPIO line (character device).
+type GPIOIn struct {
+	Chip      string   `yaml:"chip"` // e.g. gpiochip0
+	Line      int      `yaml:"line"` // line offset on the chip
+	ActiveLow bool     `yaml:"active_low"`
+	Pull      string   `yaml:"pull"`     // up|down|none (default none)
+	Debounce  Duration `yaml:"debounce"` // default 10ms
+}
+
+// Rule is one local safety rule of a sensor. Exactly one of Above, Below,
+// Equals is set. Above/Below trigger at >= / <= the limit; ClearBelow /
+// ClearAbove restore only when the value is strictly past them (default:
+// the trigger limit). For is an optional on-delay.
+type Rule struct {
+	Level      string   `yaml:"level"` // alarm|alarm2|cutoff|blue|yellow|orange|red
+	Above      *float64 `yaml:"above"`
+	Below      *float64 `yaml:"below"`
+	Equals     *bool    `yaml:"equals"`
+	ClearBelow *float64 `yaml:"clear_below"`
+	ClearAbove *float64 `yaml:"clear_above"`
+	For        Duration `yaml:"for"`
+	Outputs    []string `yaml:"outputs"`  // outputs cut while the rule is raised
+	OnFault    string   `yaml:"on_fault"` // cut|hold (default cut for cutoff rules and methane)
+}
+
+// Output is a named actuator: a relay on a GPIO line or a coil on a Modbus
+// slave (a PLC-driven breaker). Wiring is fail-safe: energised (high / coil
+// 1) while power is allowed, de-energised when cut.
+type Output struct {
+	Name        string      `yaml:"name"`
+	GPIO        *GPIOOut    `yaml:"gpio"`
+	Modbus      *ModbusCoil `yaml:"modbus"`
+	Feed        string      `yaml:"feed"`         // optional digital sensor id showing whether power is really present
+	FeedTimeout Duration    `yaml:"feed_timeout"` // default 2s
+}
+
+// GPIOOut is a relay driven by a GPIO line.
+type GPIOOut struct {
+	Chip      string `yaml:"chip"`
+	Line      int    `yaml:"line"`
+	ActiveLow bool   `yaml:"active_low"`
+}
+
+// ModbusCoil is a coil on a configured bus.
+type ModbusCoil struct {
+	Bus   string `yaml:"bus"`
+	Slave int    `yaml:"slave"`
+	Coil  int    `yaml:"coil"` // 0-based coil address
 }
 
 // Control is the local control socket used by the CLI.
