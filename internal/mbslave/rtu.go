@@ -163,6 +163,10 @@ func requestLen(buf []byte) int {
 func (s *rtuSession) drain() error {
 	for len(s.buf) >= 2 {
 		n := requestLen(s.buf)
+		if n > maxRTUFrame { // byte count too large: not a frame start
+			s.buf = s.buf[1:]
+			continue
+		}
 		if n <= 0 || len(s.buf) < n {
 			return nil // need more bytes, or silence decides
 		}

@@ -70,7 +70,7 @@ type Config struct {
 	Seed            uint64        // seed of the noise; the same seed and steps give the same values
 	Tick            time.Duration // how often Run updates the registers; 0 = DefaultTick
 	ExcursionEvery  time.Duration // period of the methane excursion; 0 = none
-	ExcursionLength time.Duration // length of one excursion; 0 = DefaultExcursionLength
+	ExcursionLength time.Duration // length of one excursion; 0 = DefaultExcursionLength; at most half of ExcursionEvery
 	ExcursionPeak   float64       // methane at the excursion's peak, %CH4; 0 = DefaultExcursionPeak
 }
 
@@ -114,6 +114,9 @@ func New(cfg Config, log *slog.Logger) *Site {
 	}
 	if cfg.ExcursionLength <= 0 {
 		cfg.ExcursionLength = DefaultExcursionLength
+	}
+	if cfg.ExcursionEvery > 0 && cfg.ExcursionLength > cfg.ExcursionEvery/2 {
+		cfg.ExcursionLength = cfg.ExcursionEvery / 2
 	}
 	if cfg.ExcursionPeak <= 0 {
 		cfg.ExcursionPeak = DefaultExcursionPeak
