@@ -1,0 +1,26 @@
+// Package modbus is hazmon's Modbus acquisition (client side): one Poller
+// per bus polls its sensors on a fixed schedule and emits one
+// reading.Reading per poll, a value or a fault with its reason.
+//
+// It keeps goburrow/modbus v0.1.0's API and packagers (framing, CRC and
+// MBAP encoding, exception decoding) and replaces goburrow's transporters,
+// whose weak spots would lose or misattribute data in the field:
+//
+//   - RTUTransporter (serial port via go.bug.st/serial): discards stale
+//     input before each request, keeps the t3.5 silence between frames,
+//     reads until the reply frame is complete instead of sleeping a
+//     computed delay, returns exception replies as soon as their 5 bytes are
+//     in (also when they arrive late or in pieces), and accepts only a frame
+//     with the request's slave id, function code and a good CRC.
+//   - TCPTransporter: a deadline per transaction; replies with an older
+//     transaction id (late replies to timed-out requests) are skipped, so
+//     reads are never one behind; reconnects after I/O or framing errors.
+//
+// Errors carry bus and slave context and wrap ErrTimeout, ErrCRC, ErrFrame,
+// ErrBusDown or an *ExceptionError. The limits of RTU: it has no
+// transaction id, so a late reply from the same slave with the same
+// function and length is indistinguishable from the answer; the flush before
+// each request and the backoff of a slave that timed out (the next request
+// to it comes at least SlaveBackoffMin later) make that case need a reply
+// later than timeout + 1 s.
+package modbus
