@@ -79,6 +79,10 @@ type Spec struct {
 	Min, Max float64 // valid engineering range (inclusive), checked only if HasRange; never for bool
 	HasRange bool    // whether Min and Max apply
 	NoValue  []int64 // raw codes meaning "no value" (e.g. 65535, -2147483648); see Registers
+	// Decimals, when > 0, rounds integer-format values to that many
+	// decimals after scale and offset, so 2090 × 0.01 is 20.9, not
+	// 20.900000000000002. FromSensor derives it from scale and offset.
+	Decimals int
 }
 
 // FromSensor builds the Spec of a configured sensor: scale defaults to 1,
@@ -94,6 +98,9 @@ func FromSensor(s config.Sensor) (Spec, error) {
 	}
 	if sp.Order == "" {
 		sp.Order = OrderABCD
+	}
+	if sp.Format != FormatFloat32 {
+		sp.Decimals = max(decimals(sp.Scale), decimals(sp.Offset))
 	}
 	if _, err := Words(sp.Format); err != nil {
 		return Spec{}, fmt.Errorf("sensor %s: %w", s.ID, err)
@@ -316,7 +323,14 @@ func (s *Spec) noValueFault(unsigned uint64, signed int64, f float64) error {
 
 // finish applies scale and offset and checks finiteness and range.
 func (s *Spec) finish(raw float64) (float64, error) {
+	if s.Format == FormatFloat32 {
+		raw = roundSignificant(raw, 7) // what the float32 means, without float64 noise
+	}
 	v := raw*s.Scale + s.Offset
+	if s.Decimals > 0 {
+		p := pow10[s.Decimals]
+		v = math.Round(v*p) / p
+	}
 	if math.IsNaN(v) {
 		return 0, fault(ErrNaN, "raw %g × scale %g + offset %g is NaN", raw, s.Scale, s.Offset)
 	}
@@ -339,4 +353,32 @@ func (s *Spec) finish(raw float64) (float64, error) {
 		v = s.Max
 	}
 	return v, nil
+}
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+
+// decimals returns how many decimals x has in its shortest decimal form
+// (0.01 → 2, 0.5 → 1, 10 → 0), at most 9.
+func decimals(x float64) int {
+	for d := 0; d < len(pow10); d++ {
+		y := x * pow10[d]
+		if math.Abs(y-math.Round(y)) < 1e-9*math.Max(1, math.Abs(y)) {
+			return d
+		}
+	}
+	return len(pow10) - 1
+}
+
+// roundSignificant rounds x to n significant decimal digits (n <= 9).
+func roundSignificant(x float64, n int) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	e := int(math.Floor(math.Log10(math.Abs(x)))) - n + 1
+	if e >= 0 {
+		p := math.Pow(10, float64(e))
+		return math.Round(x/p) * p
+	}
+	p := math.Pow(10, float64(-e))
+	return math.Round(x*p) / p
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"strconv"
 	"testing"
 
 	"github.com/hazmon/hazmon/internal/config"
@@ -46,7 +47,7 @@ func TestSpec_Registers(t *testing.T) {
 		{name: "D3/three_registers", spec: sp("uint32", ""), words: []uint16{1, 2, 3}, wantErr: ErrCount},
 		// D4: word swap applies to floats too.
 		{name: "D4/CDAB_200", spec: sp("float32", "CDAB"), words: []uint16{0x0000, 0x4348}, want: 200.0},
-		{name: "D4/ABCD_denormal", spec: sp("float32", "ABCD"), words: []uint16{0x0000, 0x4348}, want: float64(math.Float32frombits(0x00004348))},
+		{name: "D4/ABCD_denormal", spec: sp("float32", "ABCD"), words: []uint16{0x0000, 0x4348}, want: 2.413596e-41}, // the denormal, at float32 precision (7 significant digits),
 		// D5: signedness.
 		{name: "D5/int16_FF96_x0.1", spec: scaled("int16", 0.1, 0), words: []uint16{0xFF96}, want: -10.6, tol: 1e-9},
 		{name: "D5/uint16_FF96_x0.1", spec: scaled("uint16", 0.1, 0), words: []uint16{0xFF96}, want: 6543.0, tol: 1e-9},
@@ -83,7 +84,7 @@ func TestSpec_Registers(t *testing.T) {
 		{name: "uint32/BADC", spec: sp("uint32", "BADC"), words: []uint16{0x0100, 0x40E2}, want: 123456},
 		{name: "uint32/DCBA", spec: sp("uint32", "DCBA"), words: []uint16{0x40E2, 0x0100}, want: 123456},
 		{name: "uint32/max", spec: sp("uint32", ""), words: []uint16{0xFFFF, 0xFFFF}, want: 4294967295},
-		{name: "float32/negative", spec: sp("float32", ""), words: []uint16{0xC2F6, 0xE979}, want: float64(float32(-123.456))},
+		{name: "float32/negative", spec: sp("float32", ""), words: []uint16{0xC2F6, 0xE979}, want: -123.456}, // float32 noise removed: 7 significant digits,
 		{name: "float32/negative_zero_is_valid", spec: sp("float32", ""), words: []uint16{0x8000, 0x0000}, want: 0},
 		// 16-bit formats: BADC and DCBA swap the bytes, CDAB leaves them.
 		{name: "uint16/ABCD", spec: sp("uint16", "ABCD"), words: []uint16{0x1234}, want: 0x1234},
@@ -106,7 +107,7 @@ func TestSpec_Registers(t *testing.T) {
 		{name: "range/at_max", spec: ranged("uint16", 0.1, 0, 4), words: []uint16{40}, want: 4},
 		{name: "range/just_below_min", spec: ranged("int16", 0.1, -10, 40), words: []uint16{0xFF9B}, wantErr: ErrRange, msg: "-10.100000000000001 outside range [-10, 40]"},
 		{name: "range/just_above_max", spec: ranged("uint16", 0.1, 0, 4), words: []uint16{41}, wantErr: ErrRange},
-		{name: "range/message", spec: Spec{Format: "float32", Scale: 1, Min: 0, Max: 4, HasRange: true}, words: []uint16{0x40A6, 0x6666}, wantErr: ErrRange, msg: "5.199999809265137 outside range [0, 4]"},
+		{name: "range/message", spec: Spec{Format: "float32", Scale: 1, Min: 0, Max: 4, HasRange: true}, words: []uint16{0x40A6, 0x6666}, wantErr: ErrRange, msg: "5.2 outside range [0, 4]"},
 		{name: "range/inside", spec: ranged("uint16", 0.01, 0, 4), words: []uint16{250}, want: 2.5, tol: 1e-12},
 		{name: "range/NaN_bound_is_fault", spec: Spec{Format: "uint16", Scale: 1, Min: math.NaN(), Max: 4, HasRange: true}, words: []uint16{1}, wantErr: ErrRange},
 		// Bad specs.
@@ -379,3 +380,37 @@ func TestSpec_allocs(t *testing.T) {
 		t.Errorf("Registers allocates %v per call", n)
 	}
 }
+
+// TestSpec_Rounding: scaled integers are rounded to the scale's decimals and
+// float32 values to float32 precision, so the platform never sees
+// 20.900000000000002 for a register holding 2090 × 0.01.
+func TestSpec_Rounding(t *testing.T) {
+	cases := []struct {
+		name  string
+		spec  Spec
+		words []uint16
+		want  string
+	}{
+		{"uint16 x0.01", Spec{Format: "uint16", Scale: 0.01, Decimals: 2}, []uint16{2090}, "20.9"},
+		{"uint16 x0.01 150", Spec{Format: "uint16", Scale: 0.01, Decimals: 2}, []uint16{150}, "1.5"},
+		{"int16 x0.1 offset -40", Spec{Format: "int16", Scale: 0.1, Offset: -40, Decimals: 1}, []uint16{633}, "23.3"},
+		{"float32 2.4957373", Spec{Format: "float32", Scale: 1}, []uint16{0x401F, 0xBA4E}, "2.495746"},
+		{"float32 0.8", Spec{Format: "float32", Scale: 1}, []uint16{0x3F4C, 0xCCCD}, "0.8"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := tc.spec.Registers(tc.words)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strconv.FormatFloat(v, 'g', -1, 64); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+	sp, err := FromSensor(config.Sensor{ID: "x", Format: "uint16", Scale: ptr(0.01), Offset: 0.5})
+	if err != nil || sp.Decimals != 2 {
+		t.Fatalf("FromSensor decimals = %d, %v", sp.Decimals, err)
+	}
+}
+func ptr(f float64) *float64 { return &f }

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hazmon/hazmon/internal/config"
+	"github.com/spf13/cobra"
+)
+
+const defaultConfig = "/etc/hazmon/hazmon.yaml"
+
+func newValidate(stdout, stderr io.Writer) *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file; print every error and warning with file:line",
+		Example: "  hazmon validate --config /etc/hazmon/hazmon.yaml\n" +
+			"  hazmon validate --config configs/demo.yaml",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := config.Load(path)
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					fmt.Fprintln(stderr, "error:", p.Error())
+				}
+				fmt.Fprintf(stderr, "%s: %d error(s)\n", path, len(ce.Problems))
+				return exitError{1}
+			}
+			if err != nil {
+				return err
+			}
+			for _, w := range l.Warnings {
+				fmt.Fprintln(stdout, "warning:", w.Error())
+			}
+			fmt.Fprintf(stdout, "%s: valid (%d buses, %d sensors, %d warning(s))\n",
+				path, len(l.Config.Buses), len(l.Config.Sensors), len(l.Warnings))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")
+	return cmd
+}
