@@ -23,6 +23,7 @@ const (
 	DefaultBufferBytes  = 256 << 20
 	DefaultBufferMaxAge = 30 * 24 * time.Hour // records of major hazard sources are kept ≥ 30 days
 	MinInterval         = 10 * time.Millisecond
+	DefaultDebounce     = 10 * time.Millisecond
 )
 
 // SensorTypes lists the accepted sensor types.
@@ -112,8 +113,21 @@ func applyDefaults(c *Config) {
 			}
 		}
 	}
+	for i := range c.Outputs {
+		if c.Outputs[i].FeedTimeout == 0 {
+			c.Outputs[i].FeedTimeout = Duration(DefaultFeedTimeout)
+		}
+	}
 	for i := range c.Sensors {
 		s := &c.Sensors[i]
+		if s.GPIO != nil {
+			if s.Format == "" {
+				s.Format = "bool"
+			}
+			if s.GPIO.Debounce == 0 {
+				s.GPIO.Debounce = Duration(DefaultDebounce)
+			}
+		}
 		if s.Interval == 0 {
 			s.Interval = Duration(DefaultInterval)
 		}
@@ -240,6 +254,10 @@ func (c *Config) validate() (errs, warns []violation) {
 		if b.Timeout.D() < 10*time.Millisecond || b.Timeout.D() > 30*time.Second {
 			k.errf(p+".timeout", "%s is outside 10ms..30s", b.Timeout)
 		}
+		// max_gap (issue 6, request coalescing): -1 disables, 0..125 registers.
+		if b.MaxGap != nil && (*b.MaxGap < -1 || *b.MaxGap > 125) {
+			k.errf(p+".max_gap", "%d is outside -1..125 (-1 = no coalescing)", *b.MaxGap)
+		}
 	}
 
 	if len(c.Sensors) == 0 {
@@ -260,6 +278,10 @@ func (c *Config) validate() (errs, warns []violation) {
 			k.errf(p+".type", "required: one of %s", strings.Join(SensorTypes, ", "))
 		} else if !oneOf(s.Type, SensorTypes...) {
 			k.errf(p+".type", "%q: use one of %s", s.Type, strings.Join(SensorTypes, ", "))
+		}
+		if s.GPIO != nil {
+			validateGPIOSensor(&k, p, s)
+			continue
 		}
 		var bus *Bus
 		if s.Bus == "" {
@@ -330,6 +352,7 @@ func (c *Config) validate() (errs, warns []violation) {
 			k.warnf(p+".unit", "no unit: the platform will show a bare number")
 		}
 	}
+	c.validateSafety(&k)
 	return k.errs, k.warns
 }
 
@@ -366,4 +389,32 @@ func oneOfInt(v int, set ...int) bool {
 		}
 	}
 	return false
+}
+
+// validateGPIOSensor checks a digital input read from a GPIO line.
+func validateGPIOSensor(k *checker, p string, s Sensor) {
+	if s.Type != "digital" {
+		k.errf(p+".type", "a gpio input is type digital, not %q", s.Type)
+	}
+	if s.Bus != "" || s.Table != "" {
+		k.errf(p+".gpio", "a gpio input has no bus or table")
+	}
+	if s.Format != "bool" {
+		k.errf(p+".format", "a gpio input is bool")
+	}
+	if s.GPIO.Chip == "" {
+		k.errf(p+".gpio.chip", "required, e.g. gpiochip0")
+	}
+	if s.GPIO.Line < 0 || s.GPIO.Line > 511 {
+		k.errf(p+".gpio.line", "%d is outside 0..511", s.GPIO.Line)
+	}
+	if s.GPIO.Pull != "" && !oneOf(s.GPIO.Pull, "up", "down", "none") {
+		k.errf(p+".gpio.pull", "%q: use up, down or none", s.GPIO.Pull)
+	}
+	if d := s.GPIO.Debounce.D(); d < 0 || d > 10*time.Second {
+		k.errf(p+".gpio.debounce", "%s is outside 0..10s", s.GPIO.Debounce)
+	}
+	if s.Interval.D() < MinInterval {
+		k.errf(p+".interval", "%s is shorter than %s", s.Interval, MinInterval)
+	}
 }

@@ -1,0 +1,355 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hazmon/hazmon/internal/rules"
+)
+
+// Regulation limits for combustible and toxic gas detectors on
+// hazardous-chemical sites (GB/T 50493-2019, domain notes §6, R): the
+// level-1 alarm of a combustible gas at most 25 % LEL, the level-2 alarm at
+// most 50 % LEL. A looser hand-written rule is a validation error unless the
+// sensor says override_regulation: true.
+const (
+	LELAlarm1Max = 25.0 // % LEL
+	LELAlarm2Max = 50.0 // % LEL
+)
+
+// DefaultFeedTimeout is how long a feed sensor may contradict its output
+// before feed_abnormal is raised.
+const DefaultFeedTimeout = 2 * time.Second
+
+var ruleLevels = []string{"alarm", "alarm2", "cutoff", "blue", "yellow", "orange", "red"}
+
+// SensorRules converts the sensors' safety settings to the rule engine's
+// form: hand-written rules, or a methane location preset (cut-off cutting
+// cut_outputs), or the type defaults for co, o2 and h2s. Sensors with no
+// rules at all are still listed, so their faults raise fault events.
+// The config must have passed validation.
+func (c *Config) SensorRules() []rules.SensorRules {
+	out := make([]rules.SensorRules, 0, len(c.Sensors))
+	for _, s := range c.Sensors {
+		rs, _ := effectiveRules(s)
+		out = append(out, rules.SensorRules{
+			Sensor:           s.ID,
+			Type:             s.Type,
+			Resolution:       resolution(s, rs),
+			FaultUnlockAfter: s.FaultUnlockAfter.D(),
+			Rules:            rs,
+		})
+	}
+	return out
+}
+
+// effectiveRules returns the rules a sensor runs with and where they came
+// from ("config", "location", "default" or "").
+func effectiveRules(s Sensor) ([]rules.Rule, string) {
+	if len(s.Rules) > 0 {
+		rs := make([]rules.Rule, 0, len(s.Rules))
+		for _, r := range s.Rules {
+			rs = append(rs, rules.Rule{
+				Level: rules.Level(r.Level), Above: r.Above, Below: r.Below, Equals: r.Equals,
+				ClearBelow: r.ClearBelow, ClearAbove: r.ClearAbove, For: r.For.D(),
+				Outputs: slices.Clone(r.Outputs), OnFault: r.OnFault,
+			})
+		}
+		return rs, "config"
+	}
+	if s.Location != "" {
+		rs, ok := rules.Preset(s.Location)
+		if !ok {
+			return nil, ""
+		}
+		for i := range rs {
+			if rs[i].Level == rules.LevelCutoff {
+				rs[i].Outputs = slices.Clone(s.CutOutputs)
+			}
+		}
+		return rs, "location"
+	}
+	if rs, unit, ok := rules.Defaults(s.Type); ok && sameUnit(s.Unit, unit) {
+		return rs, "default"
+	}
+	return nil, ""
+}
+
+func sameUnit(a, b string) bool {
+	norm := func(u string) string { return strings.ToLower(strings.ReplaceAll(u, " ", "")) }
+	return norm(a) == norm(b) || (b == "%vol" && norm(a) == "%")
+}
+
+// resolution is the comparison step of a sensor's rules: the configured
+// one, else the sensor's own step (one raw count × scale), made finer where
+// a limit has more decimals than the sensor (which never changes a result).
+func resolution(s Sensor, rs []rules.Rule) float64 {
+	if s.Resolution > 0 {
+		return s.Resolution
+	}
+	res := rules.SensorResolution(s.Format, s.ScaleOr1(), s.Type)
+	for _, r := range rs {
+		for _, p := range []*float64{r.Above, r.Below, r.ClearBelow, r.ClearAbove} {
+			if p == nil {
+				continue
+			}
+			step := math.Pow(10, -float64(limitDecimals(*p)))
+			if res == 0 || step < res {
+				res = step
+			}
+		}
+	}
+	return res
+}
+
+func limitDecimals(x float64) int {
+	for d := 0; d < 9; d++ {
+		y := x * math.Pow(10, float64(d))
+		if math.Abs(y-math.Round(y)) < 1e-9*math.Max(1, math.Abs(y)) {
+			return d
+		}
+	}
+	return 9
+}
+
+// validateSafety checks rules, location presets, regulation limits and
+// outputs.
+func (c *Config) validateSafety(k *checker) {
+	outputs := map[string]int{}
+	sensors := map[string]*Sensor{}
+	for i := range c.Sensors {
+		sensors[c.Sensors[i].ID] = &c.Sensors[i]
+	}
+	for i, o := range c.Outputs {
+		p := fmt.Sprintf("outputs[%d]", i)
+		if o.Name == "" {
+			k.errf(p+".name", "required")
+		} else if j, dup := outputs[o.Name]; dup {
+			k.errf(p+".name", "%q is already used by outputs[%d]", o.Name, j)
+		} else {
+			outputs[o.Name] = i
+			k.id(p+".name", o.Name)
+		}
+		switch {
+		case (o.GPIO == nil) == (o.Modbus == nil):
+			k.errf(p, "set exactly one of gpio or modbus")
+		case o.GPIO != nil:
+			if o.GPIO.Chip == "" {
+				k.errf(p+".gpio.chip", "required, e.g. gpiochip0")
+			}
+			if o.GPIO.Line < 0 || o.GPIO.Line > 511 {
+				k.errf(p+".gpio.line", "%d is outside 0..511", o.GPIO.Line)
+			}
+		case o.Modbus != nil:
+			b := c.Bus(o.Modbus.Bus)
+			if b == nil {
+				k.errf(p+".modbus.bus", "%q is not a bus defined in buses", o.Modbus.Bus)
+			} else if lo, hi := slaveRange(b.Protocol); o.Modbus.Slave < lo || o.Modbus.Slave > hi {
+				k.errf(p+".modbus.slave", "%d is outside %d..%d", o.Modbus.Slave, lo, hi)
+			}
+			if o.Modbus.Coil < 0 || o.Modbus.Coil > 65535 {
+				k.errf(p+".modbus.coil", "%d is outside 0..65535", o.Modbus.Coil)
+			}
+		}
+		if o.Feed != "" {
+			if s, ok := sensors[o.Feed]; !ok {
+				k.errf(p+".feed", "%q is not a sensor", o.Feed)
+			} else if s.Format != "bool" {
+				k.errf(p+".feed", "sensor %q is not digital (format bool)", o.Feed)
+			}
+		}
+		if o.FeedTimeout.D() < 0 {
+			k.errf(p+".feed_timeout", "must not be negative")
+		}
+	}
+
+	for i, s := range c.Sensors {
+		p := fmt.Sprintf("sensors[%d]", i)
+		for j, r := range s.Rules {
+			c.validateRule(k, fmt.Sprintf("%s.rules[%d]", p, j), s, r, outputs)
+		}
+		for j, name := range s.CutOutputs {
+			if _, ok := outputs[name]; !ok {
+				k.errf(fmt.Sprintf("%s.cut_outputs[%d]", p, j), "%q is not an output defined in outputs", name)
+			}
+		}
+		if s.Location != "" {
+			row, ok := methaneRow(s.Location)
+			switch {
+			case !ok:
+				k.errf(p+".location", "%q is not a location of the methane table (see README)", s.Location)
+			case s.Type != "methane":
+				k.errf(p+".location", "location presets are methane settings; this sensor is %s", s.Type)
+			default:
+				c.checkMethane(k, p, s, row)
+			}
+		}
+		if len(s.CutOutputs) > 0 && (s.Location == "" || len(s.Rules) > 0) {
+			k.errf(p+".cut_outputs", "only with location and no hand-written rules (put outputs on the cutoff rule)")
+		}
+		if s.Type == "lel" {
+			c.checkLEL(k, p, s)
+		}
+		if s.FaultUnlockAfter.D() < 0 {
+			k.errf(p+".fault_unlock_after", "must not be negative")
+		}
+		if s.Resolution < 0 {
+			k.errf(p+".resolution", "must not be negative")
+		}
+		if rs, _ := effectiveRules(s); len(rs) > 0 {
+			if _, err := rules.NewEngine([]rules.SensorRules{{Sensor: s.ID, Type: s.Type, Resolution: resolution(s, rs), Rules: rs}}); err != nil {
+				k.errf(p+".rules", "%v", err)
+			}
+		}
+	}
+}
+
+func slaveRange(protocol string) (int, int) {
+	if protocol == "tcp" {
+		return 0, 255
+	}
+	return 1, 247
+}
+
+func (c *Config) validateRule(k *checker, p string, s Sensor, r Rule, outputs map[string]int) {
+	if r.Level == "" {
+		k.errf(p+".level", "required: one of %s", strings.Join(ruleLevels, ", "))
+	} else if !oneOf(r.Level, ruleLevels...) {
+		k.errf(p+".level", "%q: use one of %s", r.Level, strings.Join(ruleLevels, ", "))
+	}
+	n := 0
+	for _, set := range []bool{r.Above != nil, r.Below != nil, r.Equals != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		k.errf(p, "set exactly one of above, below or equals")
+	}
+	if r.Equals != nil && s.Format != "bool" {
+		k.errf(p+".equals", "only for a digital (bool) sensor; use above or below")
+	}
+	if (r.Above != nil || r.Below != nil) && s.Format == "bool" {
+		k.errf(p, "a digital sensor takes equals: true|false")
+	}
+	if r.ClearBelow != nil {
+		if r.Above == nil {
+			k.errf(p+".clear_below", "only with above")
+		} else if *r.ClearBelow > *r.Above {
+			k.errf(p+".clear_below", "%g is above the trigger limit %g: the rule could never clear", *r.ClearBelow, *r.Above)
+		}
+	}
+	if r.ClearAbove != nil {
+		if r.Below == nil {
+			k.errf(p+".clear_above", "only with below")
+		} else if *r.ClearAbove < *r.Below {
+			k.errf(p+".clear_above", "%g is below the trigger limit %g: the rule could never clear", *r.ClearAbove, *r.Below)
+		}
+	}
+	if r.For.D() < 0 {
+		k.errf(p+".for", "must not be negative")
+	}
+	if r.OnFault != "" && !oneOf(r.OnFault, rules.OnFaultCut, rules.OnFaultHold) {
+		k.errf(p+".on_fault", "%q: use cut or hold", r.OnFault)
+	}
+	for j, name := range r.Outputs {
+		if _, ok := outputs[name]; !ok {
+			k.errf(fmt.Sprintf("%s.outputs[%d]", p, j), "%q is not an output defined in outputs", name)
+		}
+	}
+	if r.Level == "cutoff" && len(r.Outputs) == 0 {
+		k.warnf(p+".outputs", "a cutoff rule without outputs cuts nothing (it only reports)")
+	}
+}
+
+func methaneRow(location string) (rules.MethaneRow, bool) {
+	rows, err := rules.MethaneTable()
+	if err != nil {
+		return rules.MethaneRow{}, false
+	}
+	for _, r := range rows {
+		if r.Location == location {
+			return r, true
+		}
+	}
+	return rules.MethaneRow{}, false
+}
+
+// checkMethane rejects hand-written methane rules looser than the location's
+// limits (Coal Mine Safety Regulations Art. 498): an alarm or cut-off limit
+// above the table's, or a restore value above the table's.
+func (c *Config) checkMethane(k *checker, p string, s Sensor, row rules.MethaneRow) {
+	report := k.errf
+	if s.OverrideRegulation {
+		report = k.warnf
+	}
+	hasAlarm, hasCut := false, false
+	for j, r := range s.Rules {
+		rp := fmt.Sprintf("%s.rules[%d]", p, j)
+		if r.Above == nil {
+			continue
+		}
+		switch r.Level {
+		case "alarm":
+			hasAlarm = true
+			if *r.Above > row.Alarm {
+				report(rp+".above", "alarm at %g %%CH4 is looser than the %s limit %g (Coal Mine Safety Regulations Art. 498)", *r.Above, s.Location, row.Alarm)
+			}
+		case "cutoff":
+			hasCut = true
+			if !row.HasCutoff {
+				continue
+			}
+			if *r.Above > row.Cutoff {
+				report(rp+".above", "cut-off at %g %%CH4 is looser than the %s limit %g (Art. 498)", *r.Above, s.Location, row.Cutoff)
+			}
+			clear := *r.Above
+			if r.ClearBelow != nil {
+				clear = *r.ClearBelow
+			}
+			if clear > row.Restore {
+				report(rp+".clear_below", "restore at %g %%CH4 is looser than the %s restore value %g (Art. 498)", clear, s.Location, row.Restore)
+			}
+			if r.OnFault == rules.OnFaultHold {
+				report(rp+".on_fault", "a methane cut-off must cut while its sensor is faulty (fault lockout)")
+			}
+		}
+	}
+	if len(s.Rules) > 0 {
+		if !hasAlarm {
+			report(p+".rules", "no alarm rule: %s requires an alarm at %g %%CH4", s.Location, row.Alarm)
+		}
+		if row.HasCutoff && !hasCut {
+			report(p+".rules", "no cutoff rule: %s requires a cut-off at %g %%CH4", s.Location, row.Cutoff)
+		}
+	} else if row.HasCutoff && len(s.CutOutputs) == 0 {
+		k.warnf(p+".cut_outputs", "the %s preset's cut-off cuts nothing: list the outputs feeding %s", s.Location, row.CutoffArea)
+	}
+}
+
+// checkLEL applies GB/T 50493-2019 to a combustible-gas (% LEL) sensor.
+func (c *Config) checkLEL(k *checker, p string, s Sensor) {
+	report := k.errf
+	if s.OverrideRegulation {
+		report = k.warnf
+	}
+	for j, r := range s.Rules {
+		if r.Above == nil {
+			continue
+		}
+		rp := fmt.Sprintf("%s.rules[%d].above", p, j)
+		switch r.Level {
+		case "alarm":
+			if *r.Above > LELAlarm1Max {
+				report(rp, "level-1 alarm at %g %%LEL is looser than %g %%LEL (GB/T 50493-2019)", *r.Above, LELAlarm1Max)
+			}
+		case "alarm2":
+			if *r.Above > LELAlarm2Max {
+				report(rp, "level-2 alarm at %g %%LEL is looser than %g %%LEL (GB/T 50493-2019)", *r.Above, LELAlarm2Max)
+			}
+		}
+	}
+}

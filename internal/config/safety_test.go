@@ -1,0 +1,133 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hazmon/hazmon/internal/rules"
+)
+
+const safetyYAML = `agent: {id: gw-01, site: site-0001}
+mqtt: {brokers: ["tcp://127.0.0.1:1883"]}
+buses:
+  - {name: plc-1, protocol: tcp, address: "127.0.0.1:502"}
+outputs:
+  - {name: breaker-3, modbus: {bus: plc-1, slave: 1, coil: 100}, feed: FEED-3}
+  - {name: relay-1, gpio: {chip: gpiochip0, line: 17}}
+sensors:
+  - {id: CH4-101, type: methane, bus: plc-1, slave: 1, table: holding, address: 0, scale: 0.01, unit: "%CH4", range: [0, 4],
+     location: coal_face, cut_outputs: [breaker-3]}
+  - id: CH4-102
+    type: methane
+    bus: plc-1
+    slave: 1
+    table: holding
+    address: 1
+    scale: 0.01
+    unit: "%CH4"
+    range: [0, 4]
+    location: heading_face
+    rules:
+      - {level: alarm, above: 1.0, clear_below: 1.0}
+      - {level: cutoff, above: 1.5, clear_below: 1.0, outputs: [breaker-3, relay-1]}
+  - {id: CO-101, type: co, bus: plc-1, slave: 1, table: holding, address: 2, unit: ppm, range: [0, 1000]}
+  - {id: H2S-1, type: h2s, bus: plc-1, slave: 1, table: holding, address: 3, unit: ppm, range: [0, 100]}
+  - {id: LEL-1, type: lel, bus: plc-1, slave: 1, table: holding, address: 4, unit: "%LEL", range: [0, 100],
+     rules: [{level: alarm, above: 25}, {level: alarm2, above: 50}]}
+  - {id: FAN-1, type: digital, bus: plc-1, slave: 1, table: discrete, address: 0,
+     rules: [{level: cutoff, equals: false, outputs: [breaker-3]}]}
+  - {id: FEED-3, type: digital, gpio: {chip: gpiochip0, line: 5, pull: up}}
+`
+
+func TestSafety_Valid(t *testing.T) {
+	l, err := Parse("s.yaml", []byte(safetyYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Warnings) != 0 {
+		t.Errorf("warnings: %v", l.Warnings)
+	}
+	srs := l.Config.SensorRules()
+	if len(srs) != 7 {
+		t.Fatalf("got %d sensor rules", len(srs))
+	}
+	byID := map[string]rules.SensorRules{}
+	for _, s := range srs {
+		byID[s.Sensor] = s
+	}
+	ch4 := byID["CH4-101"]
+	if len(ch4.Rules) != 2 || *ch4.Rules[1].Above != 1.5 || *ch4.Rules[1].ClearBelow != 1.0 || ch4.Rules[1].Outputs[0] != "breaker-3" {
+		t.Errorf("coal_face preset = %+v", ch4.Rules)
+	}
+	if ch4.Resolution != 0.01 {
+		t.Errorf("CH4 resolution = %g", ch4.Resolution)
+	}
+	if co := byID["CO-101"]; len(co.Rules) != 1 || *co.Rules[0].Above != 24 {
+		t.Errorf("CO default = %+v", co.Rules)
+	}
+	// 6.6 ppm on a 1-ppm sensor: compared at 0.1, so 7 ppm alarms and 6 does not.
+	if h := byID["H2S-1"]; h.Resolution != 0.1 {
+		t.Errorf("H2S resolution = %g", h.Resolution)
+	}
+	if _, err := rules.NewEngine(srs); err != nil {
+		t.Fatalf("engine rejects converted rules: %v", err)
+	}
+	if got := l.Config.Outputs[0].FeedTimeout.D().String(); got != "2s" {
+		t.Errorf("feed_timeout default = %s", got)
+	}
+}
+
+func TestSafety_Errors(t *testing.T) {
+	cases := []struct {
+		name, old, new string
+		want           string
+	}{
+		{"methane cut-off looser than Art. 498", "{level: cutoff, above: 1.5, clear_below: 1.0", "{level: cutoff, above: 1.6, clear_below: 1.0",
+			"sensors[1].rules[1].above: cut-off at 1.6 %CH4 is looser than the heading_face limit 1.5"},
+		{"methane restore looser", "{level: cutoff, above: 1.5, clear_below: 1.0", "{level: cutoff, above: 1.5, clear_below: 1.2",
+			"sensors[1].rules[1].clear_below: restore at 1.2 %CH4 is looser"},
+		{"methane without cutoff", "      - {level: cutoff, above: 1.5, clear_below: 1.0, outputs: [breaker-3, relay-1]}\n", "",
+			"sensors[1].rules: no cutoff rule"},
+		{"LEL level 1 looser than 25", "{level: alarm, above: 25}", "{level: alarm, above: 30}",
+			"sensors[4].rules[0].above: level-1 alarm at 30 %LEL is looser than 25 %LEL (GB/T 50493-2019)"},
+		{"LEL level 2 looser than 50", "{level: alarm2, above: 50}", "{level: alarm2, above: 60}",
+			"level-2 alarm at 60 %LEL"},
+		{"unknown output", "outputs: [breaker-3, relay-1]", "outputs: [breaker-9]",
+			`sensors[1].rules[1].outputs[0]: "breaker-9" is not an output`},
+		{"unknown location", "location: coal_face", "location: kitchen",
+			`sensors[0].location: "kitchen" is not a location`},
+		{"equals on an analog sensor", "{level: alarm, above: 1.0, clear_below: 1.0}", "{level: alarm, equals: true}",
+			"sensors[1].rules[0].equals: only for a digital"},
+		{"clear above the trigger", "{level: alarm, above: 1.0, clear_below: 1.0}", "{level: alarm, above: 1.0, clear_below: 1.2}",
+			"could never clear"},
+		{"bad level", "{level: alarm, above: 25}", "{level: panic, above: 25}", `sensors[4].rules[0].level: "panic"`},
+		{"output with gpio and modbus", "{name: relay-1, gpio: {chip: gpiochip0, line: 17}}", "{name: relay-1, gpio: {chip: gpiochip0, line: 17}, modbus: {bus: plc-1, slave: 1, coil: 1}}",
+			"outputs[1]: set exactly one of gpio or modbus"},
+		{"feed not digital", "feed: FEED-3", "feed: CO-101", `outputs[0].feed: sensor "CO-101" is not digital`},
+		{"gpio sensor not digital", "{id: FEED-3, type: digital, gpio:", "{id: FEED-3, type: co, gpio:", `sensors[6].type: a gpio input is type digital`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(safetyYAML, tc.old, tc.new, 1)
+			if y == safetyYAML {
+				t.Fatalf("edit %q did not apply", tc.old)
+			}
+			_, err := Parse("s.yaml", []byte(y))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestSafety_OverrideWarns(t *testing.T) {
+	y := strings.Replace(safetyYAML, "{level: alarm, above: 25}", "{level: alarm, above: 30}", 1)
+	y = strings.Replace(y, `unit: "%LEL", range: [0, 100],`, `unit: "%LEL", range: [0, 100], override_regulation: true,`, 1)
+	l, err := Parse("s.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0].Error(), "s.yaml:27: sensors[4].rules[0].above: level-1 alarm at 30") {
+		t.Fatalf("warnings = %v", l.Warnings)
+	}
+}
