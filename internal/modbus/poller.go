@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,50 +41,53 @@ const (
 	DefaultInterval = time.Second
 )
 
-// BusStats are a bus's counters since Run started.
-type BusStats struct {
-	Requests  uint64        // transactions sent on the wire, retries included
-	Errors    uint64        // transactions that returned no data (timeouts, exceptions, CRC, framing, I/O)
-	Busy      uint64        // exception 6 replies (counted in Errors too)
-	Timeouts  uint64        // transactions without a reply (counted in Errors too)
-	Missed    uint64        // poll ticks skipped because the bus was behind schedule
-	LastError string        // the last transaction or connect error, "" if none yet
-	LastRTT   time.Duration // duration of the last transaction, request to reply
-	Connected bool          // whether the port/connection is open
-}
-
 // Poller polls the sensors of one bus. One goroutine (Run) owns the bus:
 // a serial bus carries one transaction at a time, and the one-shot Read and
-// WriteCoil are queued onto the same goroutine. Each sensor is polled at
-// its own interval on a fixed grid (start + k×interval, monotonic clock);
+// WriteCoil are queued onto the same goroutine.
+//
+// Sensors of the same slave, table and interval whose addresses are close
+// (config.Bus.MaxGap) are read in one request and decoded from it; an
+// exception to such a merged read makes its sensors be read one by one for
+// SplitHold, so one bad register does not fault its neighbours. Each
+// request is polled on a fixed grid (start + k×interval, monotonic clock);
 // a tick that cannot be served in time is skipped and counted, never
-// bunched. Every poll emits one reading: the value, or a fault with the
-// reason (never an invented value).
+// bunched. When the reads ask for more bus time than LoadTarget, the bus
+// is over-subscribed: the reads holding gas sensors (IsGas) keep their
+// interval and the others are stretched to a whole multiple of theirs
+// (said in BusStats and a rate-limited warning). Every poll emits one
+// reading per sensor: the value, or a fault with the reason (never an
+// invented value).
 type Poller struct {
 	bus     config.Bus
 	points  []*point
+	groups  []*group
 	emit    func(reading.Reading)
 	log     *slog.Logger
 	jobs    chan *job
 	done    chan struct{}
 	started atomic.Bool
 
+	nextPlan time.Time // when the schedule is re-planned next (bus goroutine)
+	lastWarn time.Time // last over-subscription warning (bus goroutine)
+
 	mu    sync.Mutex
 	stats BusStats
+	meter meter
 }
 
-// point is one sensor and its schedule.
-type point struct {
-	cfg      config.Sensor
-	spec     decode.Spec
-	slave    byte
-	table    string
-	addr     uint16
-	count    uint16
-	interval time.Duration
-	start    time.Time // grid origin, with a monotonic reading
-	next     time.Time // next tick on the grid
-}
+// Scheduler settings.
+const (
+	// LoadTarget is the share of the bus time the polls may fill before
+	// the bus counts as over-subscribed; the rest is headroom for retries
+	// and queued writes (breaker outputs).
+	LoadTarget = 0.9
+	// ReplanEvery is how often the schedule's load is re-estimated.
+	ReplanEvery = time.Second
+	// OverloadWarnEvery rate-limits the over-subscription warning.
+	OverloadWarnEvery = time.Minute
+	// MaxStretch bounds how far a non-gas read is slowed down.
+	MaxStretch = 1000
+)
 
 // slaveState is the backoff of a slave that stopped answering.
 type slaveState struct {
@@ -151,7 +154,27 @@ func NewPoller(bus config.Bus, sensors []config.Sensor, emit func(reading.Readin
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	maxGap := DefaultMaxGap
+	if bus.MaxGap != nil {
+		maxGap = *bus.MaxGap
+	}
+	p.groups = buildGroups(p.points, maxGap)
+	p.stats.Sensors, p.stats.Reads = len(p.points), len(p.groups)
+	if bus.Protocol == "rtu" {
+		for _, g := range p.groups {
+			g.cost = p.readWire(g.table, g.count)
+		}
+	}
 	return p, nil
+}
+
+// readWire is the RTU wire time of a read of count items of table.
+func (p *Poller) readWire(table string, count uint16) time.Duration {
+	n := 2 * int(count)
+	if isBits(table) {
+		n = (int(count) + 7) / 8
+	}
+	return wireTime(p.bus.Baud, 8, 5+n)
 }
 
 func newPoint(bus config.Bus, s config.Sensor) (*point, error) {
@@ -199,7 +222,9 @@ func newPoint(bus config.Bus, s config.Sensor) (*point, error) {
 func (p *Poller) Stats() BusStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stats
+	st := p.stats
+	p.meter.fill(&st, time.Now())
+	return st
 }
 
 // Read is a one-shot read of count registers (holding, input; 2 bytes
@@ -258,9 +283,12 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer p.failQueued()
 
 	now := time.Now()
-	for _, pt := range p.points {
-		pt.start, pt.next = now, now
+	for _, g := range p.groups {
+		g.start, g.next = now, now
 	}
+	p.mu.Lock()
+	p.meter.reset(now)
+	p.mu.Unlock()
 	slaves := map[byte]*slaveState{}
 	backoff := ReconnectMin
 	wasUp := true // log the first failure
@@ -281,7 +309,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		p.mu.Lock()
 		p.stats.Connected = true
 		p.mu.Unlock()
-		p.log.Info("bus up")
+		p.log.Info("bus up", "sensors", len(p.points), "reads", len(p.groups))
 		backoff, wasUp = ReconnectMin, true
 		err = p.serve(ctx, cl, slaves)
 		cl.close()
@@ -338,25 +366,43 @@ func (p *Poller) whileDown(ctx context.Context, until time.Time, cause error) {
 			j.reply <- jobResult{err: cause}
 		case <-timer.C:
 			now = time.Now()
-			for _, pt := range p.due(now) {
-				p.advance(pt, now)
-				p.emitFault(pt, now, cause)
+			for g := p.pick(now); g != nil; g = p.pick(now) {
+				p.advance(g, now)
+				for _, pt := range g.members {
+					p.emitFault(pt, now, cause)
+				}
 			}
 		}
 	}
 }
 
 // serve polls on an open link until ctx ends (nil) or the link fails (an
-// error wrapping ErrBusDown).
+// error wrapping ErrBusDown). Between two reads it runs the queued jobs
+// (breaker writes go ahead of later polls) and takes the most urgent due
+// read: gas reads first, then the earliest tick.
 func (p *Poller) serve(ctx context.Context, cl *client, slaves map[byte]*slaveState) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err := p.runQueued(ctx, cl, slaves); err != nil {
 			return err
 		}
+		now := time.Now()
+		if !now.Before(p.nextPlan) {
+			p.plan(now)
+		}
+		if g := p.pick(now); g != nil {
+			p.advance(g, now)
+			if err := p.pollGroup(ctx, cl, slaves, g, now); err != nil {
+				return err
+			}
+			continue
+		}
 		if d, ok := p.nextDue(); ok {
-			timer.Reset(time.Until(d))
+			timer.Reset(d.Sub(now))
 		} else {
 			timer.Reset(time.Hour)
 		}
@@ -368,18 +414,6 @@ func (p *Poller) serve(ctx context.Context, cl *client, slaves map[byte]*slaveSt
 				return err
 			}
 		case <-timer.C:
-			for _, pt := range p.due(time.Now()) {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if err := p.poll(ctx, cl, slaves, pt); err != nil {
-					return err
-				}
-				// Queued writes (breaker outputs) go ahead of later polls.
-				if err := p.runQueued(ctx, cl, slaves); err != nil {
-					return err
-				}
-			}
 		}
 	}
 }
@@ -404,22 +438,12 @@ func (p *Poller) runJob(ctx context.Context, cl *client, slaves map[byte]*slaveS
 		j.reply <- jobResult{err: err}
 		return nil
 	}
-	var data []byte
-	var err error
-	if j.write {
-		err = p.transact(ctx, slaves, j.slave, func() error {
-			return cl.writeCoil(j.slave, j.addr, j.on)
-		})
-		if err != nil {
+	rq := request{slave: j.slave, table: j.table, addr: j.addr, count: j.count, write: j.write, on: j.on}
+	data, _, err := p.transact(ctx, cl, slaves, rq)
+	if err != nil {
+		if j.write {
 			err = fmt.Errorf("bus %s: slave %d: write coil %d: %w", p.bus.Name, j.slave, j.addr, err)
-		}
-	} else {
-		err = p.transact(ctx, slaves, j.slave, func() error {
-			var e error
-			data, e = cl.read(j.slave, j.table, j.addr, j.count)
-			return e
-		})
-		if err != nil {
+		} else {
 			err = fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, j.slave, j.table, j.addr, err)
 		}
 	}
@@ -430,43 +454,101 @@ func (p *Poller) runJob(ctx context.Context, cl *client, slaves map[byte]*slaveS
 	return nil
 }
 
-// poll reads one sensor and emits its reading. It returns an error only
-// if the link failed.
-func (p *Poller) poll(ctx context.Context, cl *client, slaves map[byte]*slaveState, pt *point) error {
-	now := time.Now()
-	p.advance(pt, now)
-	if st := slaves[pt.slave]; st != nil && now.Before(st.until) {
-		p.emitFault(pt, now, fmt.Errorf("bus %s: slave %d: %w: not answering, %d timeouts in a row, next try in %v",
-			p.bus.Name, pt.slave, ErrTimeout, st.fails, st.until.Sub(now).Round(time.Millisecond)))
-		return nil
-	}
-	var data []byte
-	err := p.transact(ctx, slaves, pt.slave, func() error {
-		var e error
-		data, e = cl.read(pt.slave, pt.table, pt.addr, pt.count)
-		return e
-	})
-	if err != nil {
-		err = fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, pt.slave, pt.table, pt.addr, err)
-		p.emitFault(pt, now, err)
-		if errors.Is(err, ErrBusDown) {
-			return err
+// pollGroup reads one request's sensors (merged, or one by one while the
+// group is split) and emits their readings. It returns an error only if
+// the link failed.
+func (p *Poller) pollGroup(ctx context.Context, cl *client, slaves map[byte]*slaveState, g *group, now time.Time) error {
+	if st := slaves[g.slave]; st != nil && now.Before(st.until) {
+		err := fmt.Errorf("bus %s: slave %d: %w: not answering, %d timeouts in a row, next try in %v",
+			p.bus.Name, g.slave, ErrTimeout, st.fails, st.until.Sub(now).Round(time.Millisecond))
+		for _, pt := range g.members {
+			p.emitFault(pt, now, err)
 		}
 		return nil
 	}
-	var v float64
-	if pt.table == TableCoil || pt.table == TableDiscrete {
-		v, err = pt.spec.Bit(data[0]&1 == 1)
-	} else {
-		v, err = pt.spec.Bytes(data)
+	merged := len(g.members) > 1
+	if !merged || !now.Before(g.splitUntil) {
+		if merged && !g.splitUntil.IsZero() {
+			g.splitUntil = time.Time{}
+			p.addSplit(-1)
+		}
+		data, wire, err := p.transact(ctx, cl, slaves, request{slave: g.slave, table: g.table, addr: g.addr, count: g.count})
+		g.observe(wire)
+		if err == nil {
+			for _, pt := range g.members {
+				p.emitValue(pt, now, data, g.addr)
+			}
+			return nil
+		}
+		var ee *ExceptionError
+		if !merged || !errors.As(err, &ee) || ee.Busy() {
+			if merged {
+				err = fmt.Errorf("bus %s: slave %d: read %s %d..%d: %w", p.bus.Name, g.slave, g.table, g.addr, g.addr+g.count-1, err)
+			} else {
+				err = fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, g.slave, g.table, g.addr, err)
+			}
+			for _, pt := range g.members {
+				p.emitFault(pt, now, err)
+			}
+			if errors.Is(err, ErrBusDown) {
+				return err
+			}
+			return nil
+		}
+		// The slave refused the merged read (e.g. an unmapped register in
+		// a gap): read the sensors one by one for a while.
+		g.splitUntil = now.Add(SplitHold)
+		p.addSplit(1)
+		p.log.Warn("exception to a coalesced read; reading its sensors one by one",
+			"slave", g.slave, "table", g.table, "addr", g.addr, "count", g.count, "err", err, "for", SplitHold)
 	}
+	var total time.Duration
+	for _, pt := range g.members {
+		if st := slaves[pt.slave]; st != nil && now.Before(st.until) {
+			p.emitFault(pt, now, fmt.Errorf("bus %s: slave %d: %w: not answering, %d timeouts in a row",
+				p.bus.Name, pt.slave, ErrTimeout, st.fails))
+			continue
+		}
+		data, wire, err := p.transact(ctx, cl, slaves, request{slave: pt.slave, table: pt.table, addr: pt.addr, count: pt.count})
+		total += wire
+		if err != nil {
+			err = fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, pt.slave, pt.table, pt.addr, err)
+			p.emitFault(pt, now, err)
+			if errors.Is(err, ErrBusDown) {
+				return err
+			}
+			continue
+		}
+		p.emitValue(pt, now, data, pt.addr)
+	}
+	g.observe(total)
+	return nil
+}
+
+// observe folds the wire time of one poll into the group's cost estimate.
+func (g *group) observe(wire time.Duration) {
+	if g.cost == 0 {
+		g.cost = wire
+		return
+	}
+	g.cost += (wire - g.cost) / 5
+}
+
+func (p *Poller) addSplit(d int) {
+	p.mu.Lock()
+	p.stats.Split += d
+	p.mu.Unlock()
+}
+
+// emitValue decodes pt from data (read from address base) and emits it.
+func (p *Poller) emitValue(pt *point, at time.Time, data []byte, base uint16) {
+	v, err := pt.value(data, base)
 	if err != nil {
-		p.emitFault(pt, now, err)
-		return nil
+		p.emitFault(pt, at, err)
+		return
 	}
 	p.emit(reading.Reading{Sensor: pt.cfg.ID, Type: pt.cfg.Type, Unit: pt.cfg.Unit,
-		Time: now.Round(0), Value: v, Status: reading.StatusNormal})
-	return nil
+		Time: at.Round(0), Value: v, Status: reading.StatusNormal})
 }
 
 func (p *Poller) emitFault(pt *point, at time.Time, err error) {
@@ -474,19 +556,41 @@ func (p *Poller) emitFault(pt *point, at time.Time, err error) {
 		Time: at.Round(0), Status: reading.StatusFault, Err: err.Error()})
 }
 
+// request is one transaction: a read of count items of table at addr, or
+// (write) FC05 setting coil addr to on.
+type request struct {
+	slave byte
+	table string
+	addr  uint16
+	count uint16
+	write bool
+	on    bool
+}
+
 // transact runs one request with the busy retries, updates the counters
-// and the slave's backoff.
-func (p *Poller) transact(ctx context.Context, slaves map[byte]*slaveState, slave byte, op func() error) error {
+// and the slave's backoff. It returns the data read and the time the
+// request held the bus (retries included).
+func (p *Poller) transact(ctx context.Context, cl *client, slaves map[byte]*slaveState, rq request) ([]byte, time.Duration, error) {
+	var held time.Duration
 	for attempt := 0; ; attempt++ {
 		t0 := time.Now()
-		err := op()
-		rtt := time.Since(t0)
+		var data []byte
+		var err error
+		if rq.write {
+			err = cl.writeCoil(rq.slave, rq.addr, rq.on)
+		} else {
+			data, err = cl.read(rq.slave, rq.table, rq.addr, rq.count)
+		}
+		end := time.Now()
+		rtt := end.Sub(t0)
+		wire := p.wire(rq, len(data), err, rtt)
+		held += wire
 		p.mu.Lock()
 		p.stats.Requests++
 		p.stats.LastRTT = rtt
 		if err != nil {
 			p.stats.Errors++
-			p.stats.LastError = fmt.Sprintf("bus %s: slave %d: %v", p.bus.Name, slave, err)
+			p.stats.LastError = fmt.Sprintf("bus %s: slave %d: %v", p.bus.Name, rq.slave, err)
 			if isBusy(err) {
 				p.stats.Busy++
 			}
@@ -494,68 +598,148 @@ func (p *Poller) transact(ctx context.Context, slaves map[byte]*slaveState, slav
 				p.stats.Timeouts++
 			}
 		}
+		p.meter.add(&p.stats, rtt, wire, end)
 		p.mu.Unlock()
 		if isBusy(err) && attempt < BusyRetries {
 			t := time.NewTimer(BusyWait * time.Duration(attempt+1))
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return err
+				return nil, held, err
 			case <-t.C:
 			}
 			continue
 		}
 		switch {
 		case errors.Is(err, ErrTimeout):
-			st := slaves[slave]
+			st := slaves[rq.slave]
 			if st == nil {
 				st = &slaveState{}
-				slaves[slave] = st
+				slaves[rq.slave] = st
 			}
 			st.fails++
 			back := min(SlaveBackoffMin<<min(st.fails-1, 16), SlaveBackoffMax)
 			st.until = time.Now().Add(back)
-			p.log.Debug("slave not answering, backing off", "slave", slave, "fails", st.fails, "backoff", back)
+			p.log.Debug("slave not answering, backing off", "slave", rq.slave, "fails", st.fails, "backoff", back)
 		case errors.Is(err, ErrBusDown):
 		default: // a reply, even an exception: the slave is alive
-			delete(slaves, slave)
+			delete(slaves, rq.slave)
 		}
-		return err
+		return data, held, err
 	}
 }
 
-// advance moves pt to the first grid tick after now, counting the ticks
+// wire is the time a transaction held the bus: on RTU computed from the
+// frame sizes (request 8 bytes; reply 5 + data bytes, an exception 5, a
+// write echo 8) unless no reply came (then the round trip); on TCP the
+// round trip.
+func (p *Poller) wire(rq request, n int, err error, rtt time.Duration) time.Duration {
+	if p.bus.Protocol != "rtu" {
+		return rtt
+	}
+	var ee *ExceptionError
+	switch {
+	case err == nil && rq.write:
+		return wireTime(p.bus.Baud, 8, 8)
+	case err == nil:
+		return wireTime(p.bus.Baud, 8, 5+n)
+	case errors.As(err, &ee):
+		return wireTime(p.bus.Baud, 8, 5)
+	}
+	return rtt
+}
+
+// advance moves g to the first tick of its grid after now (every
+// stretch-th tick when the bus is over-subscribed), counting the ticks
 // skipped because the bus was late.
-func (p *Poller) advance(pt *point, now time.Time) {
-	k := now.Sub(pt.start)/pt.interval + 1
-	next := pt.start.Add(k * pt.interval)
-	if missed := int64(next.Sub(pt.next)/pt.interval) - 1; missed > 0 {
+func (p *Poller) advance(g *group, now time.Time) {
+	k := int64(now.Sub(g.start)/g.interval) + 1
+	if g.stretch > 1 {
+		k = (k + g.stretch - 1) / g.stretch * g.stretch
+	}
+	next := g.start.Add(time.Duration(k) * g.interval)
+	step := g.interval * time.Duration(max(g.stretch, 1))
+	if missed := int64(next.Sub(g.next)/step) - 1; missed > 0 {
 		p.mu.Lock()
 		p.stats.Missed += uint64(missed)
 		p.mu.Unlock()
 	}
-	pt.next = next
+	g.next = next
 }
 
-// nextDue returns the earliest next tick among the sensors.
+// nextDue returns the earliest next tick among the reads.
 func (p *Poller) nextDue() (time.Time, bool) {
 	var t time.Time
-	for i, pt := range p.points {
-		if i == 0 || pt.next.Before(t) {
-			t = pt.next
+	for i, g := range p.groups {
+		if i == 0 || g.next.Before(t) {
+			t = g.next
 		}
 	}
-	return t, len(p.points) > 0
+	return t, len(p.groups) > 0
 }
 
-// due returns the sensors whose tick has come, earliest first.
-func (p *Poller) due(now time.Time) []*point {
-	var d []*point
-	for _, pt := range p.points {
-		if !pt.next.After(now) {
-			d = append(d, pt)
+// pick returns the most urgent read due at now, or nil: a gas read before
+// any other, then the earliest tick, then the shorter interval.
+func (p *Poller) pick(now time.Time) *group {
+	var best *group
+	for _, g := range p.groups {
+		if g.next.After(now) {
+			continue
+		}
+		if best == nil || g.gas && !best.gas ||
+			g.gas == best.gas && (g.next.Before(best.next) || g.next.Equal(best.next) && g.interval < best.interval) {
+			best = g
 		}
 	}
-	sort.SliceStable(d, func(i, j int) bool { return d[i].next.Before(d[j].next) })
-	return d
+	return best
+}
+
+// plan estimates the bus load of the schedule from the reads' recent
+// wire times and, when it is above LoadTarget, stretches the non-gas reads
+// to whole multiples of their interval so that the gas reads keep theirs.
+func (p *Poller) plan(now time.Time) {
+	p.nextPlan = now.Add(ReplanEvery)
+	var gas, other float64
+	for _, g := range p.groups {
+		l := g.cost.Seconds() / g.interval.Seconds()
+		if g.gas {
+			gas += l
+		} else {
+			other += l
+		}
+	}
+	load := gas + other
+	gasStretch, otherStretch := int64(1), int64(1)
+	if load > LoadTarget {
+		if gas < LoadTarget*0.9 {
+			otherStretch = int64(math.Ceil(other / (LoadTarget - gas)))
+		} else {
+			// Even the gas reads do not fit: slow them the least.
+			gasStretch = int64(math.Ceil(gas / (LoadTarget * 0.9)))
+			otherStretch = int64(math.Ceil(other / (LoadTarget * 0.1)))
+		}
+		otherStretch = min(max(otherStretch, gasStretch), MaxStretch)
+		gasStretch = min(gasStretch, MaxStretch)
+	}
+	stretched := 0
+	for _, g := range p.groups {
+		g.stretch = otherStretch
+		if g.gas {
+			g.stretch = gasStretch
+		}
+		if g.stretch > 1 {
+			stretched += len(g.members)
+		}
+	}
+	p.mu.Lock()
+	p.stats.Load = load
+	p.stats.Overloaded = load > LoadTarget
+	p.stats.Stretched = stretched
+	p.mu.Unlock()
+	if load > LoadTarget && now.Sub(p.lastWarn) >= OverloadWarnEvery {
+		p.lastWarn = now
+		p.log.Warn("bus over-subscribed: gas sensors kept on their interval, others polled less often",
+			"load", math.Round(load*100)/100, "target", LoadTarget, "gas_load", math.Round(gas*100)/100,
+			"stretched_sensors", stretched, "stretch", otherStretch, "gas_stretch", gasStretch)
+	}
 }

@@ -370,7 +370,7 @@ func TestPoller_WriteCoilAndRead(t *testing.T) {
 func TestPoller_ScheduleGrid(t *testing.T) {
 	p := &Poller{}
 	start := time.Now()
-	pt := &point{interval: 100 * time.Millisecond, start: start, next: start}
+	pt := &group{interval: 100 * time.Millisecond, stretch: 1, start: start, next: start}
 	p.advance(pt, start.Add(3*time.Millisecond))
 	if want := start.Add(100 * time.Millisecond); !pt.next.Equal(want) {
 		t.Fatalf("next = %v after start, want 100ms", pt.next.Sub(start))
