@@ -40,11 +40,11 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultPublishTimeout = 10 * time.Second // wait for one PUBACK
 	DefaultWindow         = 16               // publishes in flight
+	DefaultWindowBytes    = 64 << 10         // payload bytes in flight (at least one message)
 	DefaultBatchMax       = 200              // readings per telemetry message
 	DefaultBatchBytes     = 64 << 10         // encoded readings per telemetry message
 	DefaultBackoffMin     = time.Second
 	DefaultBackoffMax     = time.Minute
-	DefaultHistoricalAge  = 10 * time.Second // a message whose oldest sample is older than this is a replayed backlog
 	CurrentInterval       = time.Second      // the current snapshot is refreshed at most this often
 )
 
@@ -66,13 +66,21 @@ type Options struct {
 	KeepAlive      time.Duration
 	ConnectTimeout time.Duration
 	PublishTimeout time.Duration
-	Window         int
-	BatchMax       int
-	BatchBytes     int
-	BackoffMin     time.Duration
-	BackoffMax     time.Duration
-	HistoricalAge  time.Duration
-	Logger         *slog.Logger
+	// Window bounds the publishes waiting for a PUBACK, WindowBytes their
+	// payload bytes (one message is always allowed). Together with
+	// RateBytes they pace a replay so that a slow uplink is never queued
+	// for longer than PublishTimeout and keepalive pings are not stuck
+	// behind a backlog (field case M3).
+	Window      int
+	WindowBytes int
+	// RateBytes caps the payload bytes per second sent from the buffer
+	// (0: unlimited). Set it below the uplink's capacity on slow links.
+	RateBytes  int
+	BatchMax   int
+	BatchBytes int
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	Logger     *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -86,9 +94,11 @@ func (o *Options) defaults() {
 	def(&o.PublishTimeout, DefaultPublishTimeout)
 	def(&o.BackoffMin, DefaultBackoffMin)
 	def(&o.BackoffMax, DefaultBackoffMax)
-	def(&o.HistoricalAge, DefaultHistoricalAge)
 	if o.Window <= 0 {
 		o.Window = DefaultWindow
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = DefaultWindowBytes
 	}
 	if o.BatchMax <= 0 {
 		o.BatchMax = DefaultBatchMax
@@ -349,15 +359,29 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOnline)); err != nil {
 		return fmt.Errorf("publish status online: %w", err)
 	}
+	// Telemetry committed up to now was buffered while there was no live
+	// session: messages carrying any of it are "historical".
+	liveAfter, err := p.st.LastID(store.Telemetry)
+	if err != nil {
+		return fmt.Errorf("read buffer: %w", err)
+	}
 	sent := map[store.Stream]uint64{} // highest seq published on this connection
 	var inflight []flight
+	inflightBytes := 0
+	var nextSend time.Time // pacing: earliest time of the next publish (RateBytes)
+	var pace <-chan time.Time
 	tick := time.NewTicker(CurrentInterval)
 	defer tick.Stop()
 	storeRetry := (<-chan time.Time)(nil)
 	for {
-		// Fill the window, highest-priority stream first.
-		for storeRetry == nil && len(inflight) < p.opts.Window {
-			m, ok, err := p.next(sent)
+		// Fill the window, highest-priority stream first, within the
+		// message and byte windows and the rate.
+		for storeRetry == nil && pace == nil && len(inflight) < p.opts.Window {
+			if wait := time.Until(nextSend); p.opts.RateBytes > 0 && wait > 0 {
+				pace = time.After(wait)
+				break
+			}
+			m, ok, err := p.next(sent, liveAfter)
 			if err != nil {
 				p.log.Error("buffer read failed; retrying", "err", err)
 				storeRetry = time.After(time.Second)
@@ -366,9 +390,20 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			if !ok {
 				break
 			}
+			if len(inflight) > 0 && inflightBytes+len(m.Payload) > p.opts.WindowBytes {
+				break // stays in the outbox; sent again once the window has room
+			}
 			tok := c.Publish(p.Topic(string(m.Stream)), 1, false, m.Payload)
-			inflight = append(inflight, flight{msg: m, tok: tok, at: time.Now()})
+			now := time.Now()
+			inflight = append(inflight, flight{msg: m, tok: tok, at: now})
+			inflightBytes += len(m.Payload)
 			sent[m.Stream] = m.Seq
+			if p.opts.RateBytes > 0 {
+				if nextSend.Before(now) {
+					nextSend = now
+				}
+				nextSend = nextSend.Add(time.Duration(len(m.Payload)) * time.Second / time.Duration(p.opts.RateBytes))
+			}
 		}
 		p.setLink(func(l *Link) { l.InFlight = len(inflight) })
 
@@ -393,7 +428,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 				// Not acked in the file: it is sent again later (a repeat).
 				p.log.Error("buffer ack failed", "stream", f.msg.Stream, "seq", f.msg.Seq, "err", err)
 			}
+			inflightBytes -= len(f.msg.Payload)
 			inflight = inflight[1:]
+		case <-pace:
+			pace = nil
 		case <-timeout:
 			f := inflight[0]
 			return fmt.Errorf("publish %s seq %d: %w", f.msg.Stream, f.msg.Seq, ErrPubackTimeout)
@@ -429,8 +467,9 @@ func (p *Publisher) settle(inflight []flight) {
 
 // next returns the next message to publish on this connection: first an
 // unacknowledged outbox message after the last one sent, else a newly
-// formed one; alarms before events before telemetry.
-func (p *Publisher) next(sent map[store.Stream]uint64) (store.Message, bool, error) {
+// formed one; alarms before events before telemetry. Telemetry items with
+// an ID up to liveAfter were buffered before this session.
+func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.Message, bool, error) {
 	for _, s := range store.Streams {
 		out, err := p.st.Outbox(s, sent[s], 1)
 		if err != nil {
@@ -443,7 +482,7 @@ func (p *Publisher) next(sent map[store.Stream]uint64) (store.Message, bool, err
 		if s == store.Telemetry {
 			maxItems, maxBytes = p.opts.BatchMax, p.opts.BatchBytes
 		}
-		m, ok, err := p.st.Form(s, maxItems, maxBytes, p.build(s))
+		m, ok, err := p.st.Form(s, maxItems, maxBytes, p.build(s, liveAfter))
 		if err != nil || ok {
 			return m, ok, err
 		}
@@ -454,12 +493,22 @@ func (p *Publisher) next(sent map[store.Stream]uint64) (store.Message, bool, err
 // build returns the BuildFunc that encodes a message of stream s. Buffered
 // telemetry items are encoded contract.Reading objects; alarm and event
 // items are encoded contract.Alarm / contract.Event bodies completed here.
-func (p *Publisher) build(s store.Stream) store.BuildFunc {
+//
+// The historical flag (contract rule): a telemetry message is historical
+// when it carries at least one reading that was committed to the buffer
+// before the current broker session was established, i.e. buffered while
+// the link was down or the agent was not running (its item ID is at most
+// liveAfter, the last ID when the session came up). Readings sampled during
+// a live session are not historical, even when they wait behind a draining
+// backlog. The rule uses the buffer's commit order, not the wall clock, so
+// a clock step cannot flip it. A message formed once is sent again
+// byte-for-byte after a reconnect (same seq, same flag).
+func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 	return func(seq uint64, items []store.Item) ([]byte, error) {
 		switch s {
 		case store.Telemetry:
 			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: seq,
-				Historical: time.Since(items[0].TS) > p.opts.HistoricalAge}
+				Historical: items[0].ID <= liveAfter}
 			for _, it := range items {
 				t.Readings = append(t.Readings, json.RawMessage(it.Data))
 			}

@@ -70,12 +70,13 @@ func (s *Store) evictLocked(tx *bolt.Tx) (evicted int64, err error) {
 			age.add(st, ts)
 		}
 	}
+	limit := s.limit(bytes)
 	for _, st := range evictOrder {
-		if bytes <= s.opts.MaxBytes {
+		if bytes <= limit {
 			break
 		}
 		c := tx.Bucket(itemsBucket(st)).Cursor()
-		for k, v := c.First(); k != nil && bytes > s.opts.MaxBytes; k, v = c.First() {
+		for k, v := c.First(); k != nil && bytes > limit; k, v = c.First() {
 			bytes -= int64(keyLen + len(v))
 			if err := c.Delete(); err != nil {
 				return 0, err
@@ -174,7 +175,7 @@ func (st Stats) Depth() (pending, outbox int) {
 // pages, so call it for health reporting (seconds), not per record.
 func (s *Store) Stats() (Stats, error) {
 	st := Stats{Streams: map[Stream]StreamStats{}}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		st.Bytes = int64(getU64(meta, keyBytes))
 		st.FileSize = tx.Size()

@@ -61,6 +61,14 @@ const (
 	DefaultQueueLen = 8192
 	// DefaultMaxBatch bounds the items committed in one transaction.
 	DefaultMaxBatch = 4096
+	// DefaultCompactMinSize: files smaller than this are never compacted.
+	DefaultCompactMinSize = 16 << 20
+	// CompactRatio: a file is compacted when it is more than this many
+	// times the accounted live data (the backlog has drained).
+	CompactRatio = 8
+	// DefaultMinFree is the free disk space the buffer leaves on its
+	// filesystem (32 MiB: room for logs and an OS update on an SD card).
+	DefaultMinFree = 32 << 20
 )
 
 // Errors returned by the store.
@@ -85,6 +93,23 @@ type Options struct {
 	NoSync      bool             // skip fsync: ONLY for benchmarks and tests of logic
 	Now         func() time.Time // clock; default time.Now
 	Logger      *slog.Logger     // default slog.Default()
+
+	// CompactMinSize: the file is compacted (copied live data only, then
+	// swapped in) once the backlog has drained, when it is at least this
+	// big and more than CompactRatio times the live data; default
+	// DefaultCompactMinSize (field case S2). Negative: never.
+	CompactMinSize int64
+	// MinFree is the free disk space kept on the buffer's filesystem: when
+	// free space falls below it the effective cap shrinks to what fits, so
+	// the oldest telemetry is evicted (and counted) instead of the disk
+	// filling up (S2). Default DefaultMinFree; negative disables the check.
+	MinFree int64
+	// FreeSpace returns the free bytes of the filesystem holding dir;
+	// default statfs. Tests inject a small disk.
+	FreeSpace func(dir string) (int64, error)
+	// BeforeCommit, if set, runs in the writer goroutine before every
+	// commit transaction. Tests use it to simulate a stalling disk (S5).
+	BeforeCommit func()
 }
 
 func (o *Options) defaults() {
@@ -108,6 +133,15 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.CompactMinSize == 0 {
+		o.CompactMinSize = DefaultCompactMinSize
+	}
+	if o.MinFree == 0 {
+		o.MinFree = DefaultMinFree
+	}
+	if o.FreeSpace == nil {
+		o.FreeSpace = statfsFree
 	}
 }
 
@@ -140,7 +174,11 @@ type BuildFunc func(seq uint64, items []Item) ([]byte, error)
 
 // Store is an open buffer file. Its methods are safe for concurrent use.
 type Store struct {
+	// db is replaced by a compaction; every use holds dbMu (read), the
+	// swap holds it exclusively. nil after a failed swap (see dbErr).
 	db    *bolt.DB
+	dbMu  sync.RWMutex
+	dbErr error
 	path  string
 	opts  Options
 	reset *Reset
@@ -151,6 +189,10 @@ type Store struct {
 	reqs   chan appendReq
 	notify chan struct{}
 	wg     sync.WaitGroup
+
+	compactReq    chan struct{} // Ack asks the writer to consider a compaction
+	lastCompacted int64         // file size right after the last compaction (writer only)
+	free          freeCache
 }
 
 type appendReq struct {
@@ -207,8 +249,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, path: path, opts: opts, reset: reset, log: opts.Logger,
-		reqs:   make(chan appendReq, opts.QueueLen),
-		notify: make(chan struct{}, 1),
+		reqs:       make(chan appendReq, opts.QueueLen),
+		notify:     make(chan struct{}, 1),
+		compactReq: make(chan struct{}, 1),
 	}
 	if err := s.init(); err != nil {
 		db.Close()
@@ -348,7 +391,16 @@ func (s *Store) writer() {
 	defer s.wg.Done()
 	batch := make([]appendReq, 0, s.opts.MaxBatch)
 	for {
-		req, ok := <-s.reqs
+		var req appendReq
+		var ok bool
+		select {
+		case req, ok = <-s.reqs:
+		case <-s.compactReq:
+			if _, _, err := s.maybeCompact(false); err != nil {
+				s.log.Error("buffer compaction failed", "path", s.path, "err", err)
+			}
+			continue
+		}
 		if !ok {
 			return
 		}
@@ -381,6 +433,9 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		if s.opts.BeforeCommit != nil {
+			s.opts.BeforeCommit()
+		}
 		err := s.commit(batch)
 		if err != nil {
 			s.log.Error("buffer commit failed", "path", s.path, "records", len(batch), "err", err)
@@ -397,7 +452,7 @@ func (s *Store) writer() {
 }
 
 func (s *Store) commit(batch []appendReq) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		var added int64
 		for _, r := range batch {
@@ -432,7 +487,7 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 	if maxItems <= 0 {
 		maxItems = 1
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		ib := tx.Bucket(itemsBucket(stream))
 		if ib == nil {
 			return fmt.Errorf("unknown stream %q", stream)
@@ -491,7 +546,7 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 // greater than after, in seq order (max <= 0: all).
 func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) {
 	var out []Message
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(outboxBucket(stream))
 		if ob == nil {
 			return fmt.Errorf("unknown stream %q", stream)
@@ -517,7 +572,8 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 // Ack deletes the outbox message (stream, seq) after its PUBACK. Acking a
 // seq that is not there (already acked) is not an error.
 func (s *Store) Ack(stream Stream, seq uint64) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var left int64
+	err := s.update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(outboxBucket(stream))
 		if ob == nil {
 			return fmt.Errorf("unknown stream %q", stream)
@@ -532,11 +588,18 @@ func (s *Store) Ack(stream Stream, seq uint64) error {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
-		putU64(meta, keyBytes, uint64(max(0, int64(getU64(meta, keyBytes))-int64(n))))
+		left = max(0, int64(getU64(meta, keyBytes))-int64(n))
+		putU64(meta, keyBytes, uint64(left))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("buffer %s: ack %s seq %d: %w", s.path, stream, seq, err)
+	}
+	if s.opts.CompactMinSize > 0 && left*CompactRatio < s.opts.CompactMinSize {
+		select { // the writer checks the file size and compacts if worth it
+		case s.compactReq <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -553,6 +616,11 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.db == nil {
+		return nil
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("buffer %s: close: %w", s.path, err)
 	}
