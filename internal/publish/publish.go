@@ -45,7 +45,7 @@ const (
 	DefaultBatchBytes     = 64 << 10         // encoded readings per telemetry message
 	DefaultBackoffMin     = time.Second
 	DefaultBackoffMax     = time.Minute
-	CurrentInterval       = time.Second      // the current snapshot is refreshed at most this often
+	CurrentInterval       = time.Second // the current snapshot is refreshed at most this often
 )
 
 // ErrPubackTimeout means a PUBACK did not come within PublishTimeout: the
