@@ -68,7 +68,7 @@ func TestGPIOOutputsCutRestoreCut(t *testing.T) {
 	// A relay driven high to energise, and one driven low (active_low).
 	hi := &gpiotest.Pin{N: "GPIO20", Num: 20, L: pgpio.High} // left energised by a previous run
 	lo := &gpiotest.Pin{N: "GPIO21", Num: 21, L: pgpio.Low}  // idem, active low
-	pins := gpio.PinMap{{"gpiochip0", 20}: hi, {"gpiochip0", 21}: lo}
+	pins := gpio.PinMap{{Chip: "gpiochip0", Line: 20}: hi, {Chip: "gpiochip0", Line: 21}: lo}
 	outs := []config.Output{
 		{Name: "K1", GPIO: &config.GPIOOut{Chip: "gpiochip0", Line: 20}},
 		{Name: "K2", GPIO: &config.GPIOOut{Chip: "gpiochip0", Line: 21, ActiveLow: true}},
@@ -122,7 +122,7 @@ func TestCloseCutsEverything(t *testing.T) {
 		{Name: "QF1", Modbus: &config.ModbusCoil{Bus: "io", Slave: 3, Coil: 12}},
 	}
 	m, err := NewManager(outs, Options{
-		Pins:  gpio.PinMap{{"gpiochip0", 20}: hi, {"gpiochip0", 21}: lo},
+		Pins:  gpio.PinMap{{Chip: "gpiochip0", Line: 20}: hi, {Chip: "gpiochip0", Line: 21}: lo},
 		Buses: map[string]CoilBus{"io": p}, RetryMin: 10 * time.Millisecond,
 	})
 	if err != nil {
@@ -157,7 +157,7 @@ func TestCloseCutsEverything(t *testing.T) {
 }
 
 func TestNewManagerErrors(t *testing.T) {
-	pins := gpio.PinMap{{"gpiochip0", 20}: &gpiotest.Pin{}}
+	pins := gpio.PinMap{{Chip: "gpiochip0", Line: 20}: &gpiotest.Pin{}}
 	buses := map[string]CoilBus{"io": nilBus{}}
 	cases := []struct {
 		outs []config.Output
@@ -347,7 +347,7 @@ func TestFeedAbnormal(t *testing.T) {
 	var log feedLog
 	pin := &gpiotest.Pin{N: "GPIO20", Num: 20}
 	m := newManager(t, []config.Output{{Name: "K1", GPIO: &config.GPIOOut{Chip: "gpiochip0", Line: 20}, Feed: "FEED-1"}},
-		Options{Pins: gpio.PinMap{{"gpiochip0", 20}: pin}, OnFeed: log.on, Now: clk.Now, FeedCheckEvery: time.Hour})
+		Options{Pins: gpio.PinMap{{Chip: "gpiochip0", Line: 20}: pin}, OnFeed: log.on, Now: clk.Now, FeedCheckEvery: time.Hour})
 	if got := m.FeedSensors(); len(got) != 1 || got[0] != "FEED-1" {
 		t.Fatalf("FeedSensors %v", got)
 	}
@@ -445,7 +445,7 @@ func TestFeedCheckGoroutine(t *testing.T) {
 	pin := &gpiotest.Pin{N: "GPIO20", Num: 20}
 	m := newManager(t, []config.Output{{Name: "K1", GPIO: &config.GPIOOut{Chip: "gpiochip0", Line: 20}, Feed: "FEED-1",
 		FeedTimeout: config.Duration(50 * time.Millisecond)}},
-		Options{Pins: gpio.PinMap{{"gpiochip0", 20}: pin}, OnFeed: func(ev FeedEvent) { events <- ev },
+		Options{Pins: gpio.PinMap{{Chip: "gpiochip0", Line: 20}: pin}, OnFeed: func(ev FeedEvent) { events <- ev },
 			FeedCheckEvery: 10 * time.Millisecond})
 	m.FeedReading(reading.Reading{Sensor: "FEED-1", Value: 1, Status: reading.StatusNormal, Time: time.Now()})
 	select {

@@ -157,9 +157,7 @@ func TestHostNoChips(t *testing.T) {
 
 // collector gathers readings emitted on the reader goroutine.
 type collector struct {
-	mu  sync.Mutex
-	got []reading.Reading
-	ch  chan reading.Reading
+	ch chan reading.Reading
 }
 
 func newCollector() *collector { return &collector{ch: make(chan reading.Reading, 1000)} }

@@ -167,7 +167,16 @@ func (in *Input) Run(ctx context.Context) error {
 			sleep(ctx, wait)
 			continue
 		}
-		if in.pin.WaitForEdge(wait) && ctx.Err() == nil {
+		waitStart := time.Now()
+		edge := in.pin.WaitForEdge(wait)
+		if !edge && ctx.Err() == nil {
+			// A wait that fails at once (gpioioctl logs and returns false
+			// on an fd error) must not spin: sleep out the rest of it.
+			if rest := wait - time.Since(waitStart); rest > wait/2 {
+				sleep(ctx, rest)
+			}
+		}
+		if edge && ctx.Err() == nil {
 			// The line moved: restart the stability timer even if it reads
 			// the same level as before (a bounce faster than this loop).
 			if level, err := in.read(); err == nil {
