@@ -16,12 +16,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/actuate"
 	"github.com/hazmon/hazmon/internal/buildinfo"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/control"
+	"github.com/hazmon/hazmon/internal/gpio"
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/publish"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/rules"
 	"github.com/hazmon/hazmon/internal/store"
 )
 
@@ -47,9 +51,14 @@ type App struct {
 	store   *store.Store
 	pub     *publish.Publisher
 	pollers []*modbus.Poller
+	inputs  []*gpio.Input // digital sensors on GPIO lines
+	safety  *safety
+	outs    *actuate.Manager // nil without outputs
 
 	appendErrs atomic.Uint64 // readings the buffer refused (busy or write error)
 	errLog     rateLimit
+
+	ctl controlState // control socket (control.go)
 }
 
 // New opens the buffer (failing fast with store.ErrInUse if another agent
@@ -95,27 +104,103 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 
-	for _, b := range cfg.Buses {
+	if err := a.build(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// build creates the safety path and the sources: rule engine, outputs,
+// bus pollers and GPIO inputs. A configured GPIO line that this board does
+// not have is a start-up error naming it.
+func (a *App) build() error {
+	engine, err := rules.NewEngine(a.cfg.SensorRules())
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	buses := map[string]actuate.CoilBus{}
+	for _, b := range a.cfg.Buses {
 		var sensors []config.Sensor
-		for _, s := range cfg.Sensors {
-			if s.Bus == b.Name {
+		for _, s := range a.cfg.Sensors {
+			if s.Bus == b.Name && s.GPIO == nil {
 				sensors = append(sensors, s)
 			}
 		}
 		p, err := modbus.NewPoller(b, sensors, a.record, a.log)
 		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("bus %s: %w", b.Name, err)
+			return fmt.Errorf("bus %s: %w", b.Name, err)
 		}
 		a.pollers = append(a.pollers, p)
+		buses[b.Name] = p
 	}
-	return a, nil
+	var pins gpio.Lookup
+	if usesGPIO(a.cfg) {
+		if pins, err = gpio.Host(); err != nil {
+			return err
+		}
+	}
+	a.safety = newSafety(engine, nil, a.queueAlarm)
+	if len(a.cfg.Outputs) > 0 {
+		m, err := actuate.NewManager(a.cfg.Outputs, actuate.Options{
+			Pins: pins, Buses: buses, OnFeed: a.safety.feed, Log: a.log.With("component", "outputs"),
+		})
+		if err != nil {
+			return fmt.Errorf("outputs: %w", err)
+		}
+		a.outs = m
+		a.safety.outs = m
+	}
+	for _, s := range a.cfg.Sensors {
+		if s.GPIO == nil {
+			continue
+		}
+		in, err := gpio.NewInput(s, pins, a.record, a.log)
+		if err != nil {
+			a.closeOutputs()
+			return fmt.Errorf("sensor %s: %w", s.ID, err)
+		}
+		a.inputs = append(a.inputs, in)
+	}
+	return nil
 }
+
+func usesGPIO(cfg *config.Config) bool {
+	for _, s := range cfg.Sensors {
+		if s.GPIO != nil {
+			return true
+		}
+	}
+	for _, o := range cfg.Outputs {
+		if o.GPIO != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// closeOutputs cuts every output (the safe state) and stops the actuators.
+// The bus pollers must still run so breaker coils can be written.
+func (a *App) closeOutputs() {
+	if a.outs == nil {
+		return
+	}
+	a.safety.mu.Lock()
+	a.safety.outs = nil // readings still arriving no longer drive outputs
+	a.safety.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.outs.Close(ctx); err != nil {
+		a.log.Error("outputs: not all cut on shutdown", "err", err)
+	}
+}
+
 
 // Run starts the publisher and the pollers and blocks until ctx ends, then
 // shuts down in order and closes the buffer. It returns the first fatal error.
 func (a *App) Run(ctx context.Context) error {
 	defer a.store.Close()
+	defer a.startControl(ctx)() // control socket first: answers "starting" (control.go)
 	a.log.Info("hazmon starting", "version", buildinfo.Version(), "agent", a.cfg.Agent.ID,
 		"site", a.cfg.Agent.Site, "buses", len(a.cfg.Buses), "sensors", len(a.cfg.Sensors),
 		"buffer", a.store.Path())
@@ -127,30 +212,44 @@ func (a *App) Run(ctx context.Context) error {
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- a.pub.Run(pubCtx) }()
 
-	srcCtx, stopSrc := context.WithCancel(ctx)
+	// Sources outlive ctx until the outputs are cut: a breaker coil is
+	// written through its bus poller.
+	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSrc()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(a.pollers))
-	for _, p := range a.pollers {
+	errs := make(chan error, len(a.pollers)+len(a.inputs))
+	start := func(run func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Run(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := run(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
 				errs <- err
 				stopSrc()
 			}
 		}()
 	}
+	// The safety loop's ticker lives as long as the sources.
+	start(func(ctx context.Context) error { a.safety.run(ctx); return nil })
+	for _, p := range a.pollers {
+		start(p.Run)
+	}
+	for _, in := range a.inputs {
+		start(in.Run)
+	}
 	a.log.Info("hazmon running")
+	a.ctl.setState(control.StateRunning)
 
 	var runErr error
 	select {
-	case <-srcCtx.Done():
+	case <-ctx.Done():
+	case <-srcCtx.Done(): // a source failed
 	case err := <-pubDone:
 		runErr = fmt.Errorf("publisher stopped: %w", err)
 		pubDone <- nil
 	}
 	a.log.Info("hazmon stopping")
+	a.ctl.setState(control.StateStopping)
+	a.closeOutputs() // safe state first, while the buses still run
 	stopSrc()
 	wg.Wait()
 	select {
@@ -184,6 +283,8 @@ func (a *App) drain() {
 // publishing and becomes the sensor's current value. It never blocks on
 // the disk or the network.
 func (a *App) record(r reading.Reading) {
+	r.Status = a.safety.apply(r)
+	a.ctl.observe(r) // last value for the control socket (control.go)
 	c := contract.FromReading(r)
 	a.pub.UpdateCurrent(c)
 	data, err := contract.Marshal(c)
@@ -202,6 +303,19 @@ func (a *App) appendDone(err error) {
 	n := a.appendErrs.Add(1)
 	if a.errLog.allow() {
 		a.log.Error("buffer: reading not stored", "err", err, "total_lost", n)
+	}
+}
+
+// queueAlarm queues an alarm for the alarm stream, which is published
+// before any telemetry backlog.
+func (a *App) queueAlarm(al contract.Alarm) {
+	a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID)
+	data, err := contract.Marshal(al)
+	if err == nil {
+		err = a.store.AppendAsync(store.Alarm, time.UnixMilli(al.TS), data, a.appendDone)
+	}
+	if err != nil {
+		a.appendDone(err)
 	}
 }
 

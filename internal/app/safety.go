@@ -1,0 +1,155 @@
+package app
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hazmon/hazmon/internal/actuate"
+	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/rules"
+)
+
+// LevelFeedAbnormal is the alarm level of a feed check failure (馈电异常).
+const LevelFeedAbnormal = "feed_abnormal"
+
+// TickEvery is how often the safety loop advances the rule engine's timers
+// (on-delays, fault unlock, calibration end) without a reading.
+const TickEvery = 100 * time.Millisecond
+
+// outputs is what the safety path needs of the actuators (*actuate.Manager).
+type outputs interface {
+	Apply(changes []rules.Change)
+	FeedReading(r reading.Reading)
+	State() []actuate.OutputState
+	Close(ctx context.Context) error
+}
+
+// safety is the safety path: reading → rules → outputs, and alarms into the
+// durable buffer. It runs on the caller's goroutine (a bus poller or a GPIO
+// reader) under one mutex, so a cut-off reaches the output manager within
+// microseconds of the poll, never waiting for the disk or the network.
+type safety struct {
+	mu     sync.Mutex // guards engine; taken before amu
+	engine *rules.Engine
+	outs   outputs // nil: no outputs configured
+	alarm  func(contract.Alarm)
+
+	amu    sync.Mutex                // guards raised and active
+	raised map[string]int64          // "sensor/level" → raise time (ms) of the active alarm, for alarm_id
+	active map[string]contract.Alarm // active alarms, for status
+}
+
+func newSafety(engine *rules.Engine, outs outputs, alarm func(contract.Alarm)) *safety {
+	return &safety{engine: engine, outs: outs, alarm: alarm,
+		raised: map[string]int64{}, active: map[string]contract.Alarm{}}
+}
+
+// apply runs the rules on r and returns the reading's status.
+func (s *safety) apply(r reading.Reading) reading.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outs != nil && r.Type == "digital" {
+		s.outs.FeedReading(r)
+	}
+	status, fx := s.engine.Apply(r, time.Now())
+	s.effects(fx)
+	return status
+}
+
+// tick advances the engine's timers.
+func (s *safety) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.effects(s.engine.Tick(time.Now()))
+}
+
+// run ticks the engine until ctx ends.
+func (s *safety) run(ctx context.Context) {
+	t := time.NewTicker(TickEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.tick()
+		}
+	}
+}
+
+// setCalibrating marks a sensor as under calibration until the given time.
+func (s *safety) setCalibrating(sensor string, until time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.engine.SetCalibrating(sensor, until)
+}
+
+// effects hands output changes to the actuators first, then queues alarms.
+func (s *safety) effects(fx rules.Effects) {
+	if s.outs != nil && len(fx.Changes) > 0 {
+		s.outs.Apply(fx.Changes)
+	}
+	for _, ev := range fx.Events {
+		a := contract.Alarm{
+			Sensor: ev.Sensor, Level: string(ev.Level), State: ev.State, TS: ev.Time.UnixMilli(),
+			Outputs: append([]string{}, ev.Outputs...), Calibration: ev.Calibration,
+		}
+		if ev.Valid {
+			v := ev.Value
+			a.Value = &v
+		}
+		if ev.Level != rules.LevelFault {
+			l := ev.Limit
+			a.Limit = &l
+		}
+		s.emit(a)
+	}
+}
+
+// feed turns a feed abnormal event of the actuators into an alarm.
+func (s *safety) feed(ev actuate.FeedEvent) {
+	s.emit(contract.Alarm{Sensor: ev.Feed, Level: LevelFeedAbnormal, State: ev.State,
+		TS: ev.Time.UnixMilli(), Outputs: []string{ev.Output}})
+}
+
+// emit gives an alarm its id (sensor/level/raise ms: raised and cleared
+// share it) and queues it. The actuators call it (through feed) from their
+// own goroutine or from inside apply, hence its own lock.
+func (s *safety) emit(a contract.Alarm) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	key := a.Sensor + "/" + a.Level
+	if a.Outputs == nil {
+		a.Outputs = []string{}
+	}
+	switch a.State {
+	case rules.StateRaised:
+		s.raised[key] = a.TS
+		s.active[key] = a
+	case rules.StateCleared:
+		delete(s.active, key)
+	}
+	start, ok := s.raised[key]
+	if !ok {
+		start = a.TS
+	}
+	if a.State == rules.StateCleared {
+		delete(s.raised, key)
+	}
+	a.AlarmID = key + "/" + strconv.FormatInt(start, 10)
+	s.alarm(a)
+}
+
+// activeAlarms returns the alarms currently raised.
+func (s *safety) activeAlarms() []contract.Alarm {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	out := make([]contract.Alarm, 0, len(s.active))
+	for _, a := range s.active {
+		out = append(out, a)
+	}
+	return out
+}

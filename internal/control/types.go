@@ -1,0 +1,242 @@
+// Package control is the running agent's local control channel: plain HTTP
+// with JSON bodies over a Unix socket (config control.socket, mode 0660,
+// group hazmon), never a TCP port. The agent serves it with a Backend
+// (Listen, Server.Serve); the technician's CLI talks to it with a Client,
+// which implements the same Backend interface.
+//
+// Routes (all under /v1):
+//
+//	GET  /v1/status                      → Status
+//	POST /v1/probe          ProbeRequest → ProbeResult
+//	POST /v1/output/test    OutputTestRequest → OutputTestResult
+//	POST /v1/calibrate      CalibrateRequest  → CalibrateResult
+//	POST /v1/reload                      → ReloadResult
+//	GET  /v1/buffer/stats                → BufferStats
+//	GET  /v1/buffer/export?since=RFC3339&format=csv|jsonl → text stream
+//
+// Errors are {"error": "..."} with 400 (ErrInvalid), 404 (ErrNotFound),
+// 501 (ErrUnavailable) or 500; the Client turns them back into errors that
+// wrap the same sentinels.
+package control
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// DefaultSocket is the control socket path when the config names none
+// (the same as config.DefaultSocket; systemd's RuntimeDirectory=hazmon).
+const DefaultSocket = "/run/hazmon/hazmon.sock"
+
+// Agent states reported in Status.State.
+const (
+	StateStarting = "starting" // socket up, buffer/publisher/pollers not yet running
+	StateRunning  = "running"
+	StateStopping = "stopping" // pollers stopping, buffer draining
+)
+
+// Kinds of error, shared by server and client (errors.Is works on both sides).
+var (
+	// ErrNotRunning: no agent answers on the socket (no socket file, or a
+	// stale one nobody listens on). The CLI falls back to direct access
+	// where it can (probe, buffer).
+	ErrNotRunning = errors.New("agent not running")
+	// ErrUnavailable: the agent does not offer this function (yet), e.g.
+	// output test before the outputs manager is wired.
+	ErrUnavailable = errors.New("not available")
+	// ErrNotFound: unknown bus, sensor or output name.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: a malformed request (bad table, count, duration, format).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Backend is what the agent offers the CLI. The agent implements it
+// (internal/app); Client implements it over the socket. Methods must be
+// safe for concurrent use.
+type Backend interface {
+	// Status is a snapshot of the whole agent.
+	Status(ctx context.Context) (Status, error)
+	// Probe is one read through the poller that owns req.Bus, queued
+	// between its polls.
+	Probe(ctx context.Context, req ProbeRequest) (ProbeResult, error)
+	// OutputTest pulses the named output to its other state for d and
+	// back, and reports the feed sensor's response.
+	OutputTest(ctx context.Context, name string, d time.Duration) (OutputTestResult, error)
+	// Calibrate flags the sensor as under calibration for d (d <= 0 ends
+	// the calibration now).
+	Calibrate(ctx context.Context, sensor string, d time.Duration) (CalibrateResult, error)
+	// Reload re-reads and validates the config file and applies it; a bad
+	// file leaves the running config in place and returns its errors.
+	Reload(ctx context.Context) (ReloadResult, error)
+	// BufferStats is the bbolt buffer's depth per stream.
+	BufferStats(ctx context.Context) (BufferStats, error)
+	// BufferExport writes every buffered record with a sample time at or
+	// after since, in format "csv" or "jsonl", and returns how many.
+	BufferExport(ctx context.Context, since time.Time, format string, w io.Writer) (int, error)
+}
+
+// Status is the agent snapshot shown by `hazmon status` and `watch`.
+// Times are unix milliseconds (0: never), ages and durations seconds.
+type Status struct {
+	State      string         `json:"state"` // StateStarting, StateRunning or StateStopping
+	Version    string         `json:"version"`
+	Agent      string         `json:"agent"`
+	Site       string         `json:"site"`
+	ConfigPath string         `json:"config_path"`
+	NowTS      int64          `json:"now_ts"`     // agent clock when the snapshot was taken
+	StartedTS  int64          `json:"started_ts"` // when Run began
+	UptimeS    float64        `json:"uptime_s"`
+	Sensors    []SensorStatus `json:"sensors"`
+	Buses      []BusStatus    `json:"buses"`
+	MQTT       MQTTStatus     `json:"mqtt"`
+	Buffer     BufferStats    `json:"buffer"`
+	Outputs    []OutputStatus `json:"outputs"`
+	Alarms     []ActiveAlarm  `json:"alarms"` // sensors whose status is an alarm level
+}
+
+// SensorStatus is one sensor's last reading.
+type SensorStatus struct {
+	ID     string   `json:"id"`
+	Type   string   `json:"type"`
+	Bus    string   `json:"bus,omitempty"`
+	Unit   string   `json:"unit"`
+	Value  *float64 `json:"value"`  // nil when never read or in fault
+	Status string   `json:"status"` // reading.Status; "" before the first reading
+	Error  string   `json:"error,omitempty"`
+	TS     int64    `json:"ts"`    // sample time of the last reading, 0 if none
+	AgeS   float64  `json:"age_s"` // NowTS - TS in seconds; -1 if none
+}
+
+// BusStatus is one Modbus bus's counters (modbus.BusStats).
+type BusStatus struct {
+	Name      string  `json:"name"`
+	Protocol  string  `json:"protocol"` // tcp or rtu
+	Address   string  `json:"address"`  // host:port or serial device
+	Connected bool    `json:"connected"`
+	Requests  uint64  `json:"requests"`
+	Errors    uint64  `json:"errors"`
+	Timeouts  uint64  `json:"timeouts"`
+	Busy      uint64  `json:"busy"`
+	Missed    uint64  `json:"missed"`
+	LastError string  `json:"last_error,omitempty"`
+	RTTMs     float64 `json:"rtt_ms"` // last transaction, request to reply
+}
+
+// MQTTStatus is the broker link (publish.Link).
+type MQTTStatus struct {
+	Connected bool   `json:"connected"`
+	Broker    string `json:"broker"`
+	SinceTS   int64  `json:"since_ts"`
+	LastError string `json:"last_error,omitempty"`
+	InFlight  int    `json:"in_flight"`
+}
+
+// BufferStats is the bbolt buffer's state (store.Stats).
+type BufferStats struct {
+	Path       string                 `json:"path"`
+	Pending    int                    `json:"pending"` // records not yet in a message
+	Outbox     int                    `json:"outbox"`  // messages waiting for a PUBACK
+	OldestTS   int64                  `json:"oldest_ts"`
+	OldestAgeS float64                `json:"oldest_age_s"` // -1 when empty
+	Bytes      int64                  `json:"bytes"`
+	FileSize   int64                  `json:"file_size"`
+	Streams    map[string]StreamStats `json:"streams"`
+}
+
+// StreamStats is one stream of the buffer.
+type StreamStats struct {
+	Pending  int    `json:"pending"`
+	Outbox   int    `json:"outbox"`
+	LastSeq  uint64 `json:"last_seq"`
+	OldestTS int64  `json:"oldest_ts"`
+	Evicted  uint64 `json:"evicted"`
+}
+
+// OutputStatus is one configured output (relay or coil).
+type OutputStatus struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`            // "on" (power allowed), "cut", or "unknown"
+	Feed   string `json:"feed,omitempty"`   // feed sensor id
+	Detail string `json:"detail,omitempty"` // e.g. "feed fault: power present while cut"
+}
+
+// ActiveAlarm is a sensor whose status is an alarm level (alarm, alarm2,
+// cutoff, blue, yellow, orange, red).
+type ActiveAlarm struct {
+	Sensor string   `json:"sensor"`
+	Level  string   `json:"level"`
+	Value  *float64 `json:"value"`
+	Unit   string   `json:"unit"`
+	TS     int64    `json:"ts"`
+}
+
+// ProbeRequest is one read: count registers (holding, input) or bits
+// (coil, discrete) at the 0-based address of a slave.
+type ProbeRequest struct {
+	Bus     string `json:"bus"`
+	Slave   int    `json:"slave"`
+	Table   string `json:"table"`
+	Address int    `json:"address"`
+	Count   int    `json:"count"`
+}
+
+// ProbeResult is a probe's raw answer: Registers for holding/input, Bits
+// for coil/discrete.
+type ProbeResult struct {
+	Via       string   `json:"via"` // "agent" or "direct"
+	Bus       string   `json:"bus,omitempty"`
+	Slave     int      `json:"slave"`
+	Table     string   `json:"table"`
+	Address   int      `json:"address"`
+	Registers []uint16 `json:"registers,omitempty"`
+	Bits      []bool   `json:"bits,omitempty"`
+	RTTMs     float64  `json:"rtt_ms"`
+}
+
+// OutputTestRequest is the body of POST /v1/output/test.
+type OutputTestRequest struct {
+	Name string  `json:"name"`
+	ForS float64 `json:"for_s"`
+}
+
+// OutputTestResult reports a relay pulse: which state was held, and what
+// the feed sensor saw.
+type OutputTestResult struct {
+	Name         string  `json:"name"`
+	Action       string  `json:"action"` // "cut" or "restore": the state held during the test
+	HeldS        float64 `json:"held_s"`
+	Feed         string  `json:"feed,omitempty"`  // feed sensor id, "" if the output has none
+	FeedResponse string  `json:"feed_response"`   // e.g. "power absent after 0.12 s"
+	FeedOK       *bool   `json:"feed_ok"`         // nil without a feed sensor
+	Final        string  `json:"final"`           // state after the test: "on" or "cut"
+}
+
+// CalibrateRequest is the body of POST /v1/calibrate; ForS <= 0 stops.
+type CalibrateRequest struct {
+	Sensor string  `json:"sensor"`
+	ForS   float64 `json:"for_s"`
+}
+
+// CalibrateResult says until when the sensor is flagged (UntilTS 0: ended).
+type CalibrateResult struct {
+	Sensor  string `json:"sensor"`
+	UntilTS int64  `json:"until_ts"`
+}
+
+// ReloadResult is the answer to a successful reload.
+type ReloadResult struct {
+	ConfigPath string   `json:"config_path"`
+	Warnings   []string `json:"warnings,omitempty"`
+}
+
+// errorBody is the JSON body of every error reply.
+type errorBody struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"` // "invalid", "not_found", "unavailable"
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func duration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
