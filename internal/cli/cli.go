@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -18,8 +19,14 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // Run executes the command line args (without the program name) and returns
 // the process exit code: 0 success, 1 failure, 2 usage error.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// run is Run with stdin (confirmation prompts) given, for tests.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
@@ -42,5 +49,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersion(stdout), newValidate(stdout, stderr), newRun(stderr))
+	root.AddCommand(newStatus(stdout), newWatch(stdout), newProbe(stdout), newScan(stdout, stderr),
+		newOutput(stdout, stderr), newCalibrate(stdout), newBuffer(stdout, stderr), newConfig(stdout),
+		newReload(stdout, stderr)) // technician's commands (control.go, status.go, probe.go, ...)
 	return root
 }

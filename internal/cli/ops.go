@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hazmon/hazmon/internal/app"
+	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/control"
+	"github.com/hazmon/hazmon/internal/store"
+	"github.com/spf13/cobra"
+)
+
+func newOutput(stdout, stderr io.Writer) *cobra.Command {
+	out := &cobra.Command{
+		Use:     "output",
+		Short:   "Relay and breaker outputs",
+		Example: "  hazmon output test feed-1 --for 5s",
+	}
+	var d time.Duration
+	var yes, asJSON bool
+	test := &cobra.Command{
+		Use:   "test NAME",
+		Short: "Pulse an output through the running agent and report the feed response",
+		Long: "Test switches the output to its other state (cuts a powered output, restores\n" +
+			"a cut one if no rule demands the cut) for --for, switches it back, and reports\n" +
+			"what its feed sensor saw. Asks for confirmation unless --yes: this really cuts\n" +
+			"power in the field.",
+		Example: "  hazmon output test feed-1 --for 5s\n  hazmon output test feed-1 --for 2s --yes --json",
+		Args:    cobra.ExactArgs(1),
+	}
+	t := addTarget(test)
+	test.Flags().DurationVar(&d, "for", 5*time.Second, "how long to hold the test state")
+	test.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	test.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	test.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		c, err := t.client()
+		if err != nil {
+			return err
+		}
+		if !yes && !confirm(cmd, stderr, fmt.Sprintf("Pulse output %s for %s? This switches real power.", name, d)) {
+			fmt.Fprintln(stderr, "cancelled")
+			return exitError{1}
+		}
+		res, err := c.OutputTest(cmd.Context(), name, d)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		fmt.Fprintf(stdout, "output %s: held %s for %.1fs, now %s\n", res.Name, res.Action, res.HeldS, res.Final)
+		verdict := ""
+		if res.FeedOK != nil {
+			verdict = " (FAIL)"
+			if *res.FeedOK {
+				verdict = " (OK)"
+			}
+		}
+		feed := res.Feed
+		if feed == "" {
+			feed = "none"
+		}
+		fmt.Fprintf(stdout, "feed %s: %s%s\n", feed, res.FeedResponse, verdict)
+		if res.FeedOK != nil && !*res.FeedOK {
+			return exitError{1}
+		}
+		return nil
+	}
+	out.AddCommand(test)
+	return out
+}
+
+func newCalibrate(stdout io.Writer) *cobra.Command {
+	var d time.Duration
+	var stop, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "calibrate SENSOR",
+		Short: "Flag a sensor as under calibration (its alarms are marked, not real)",
+		Long: "Calibrate marks the sensor's readings and alarms as calibration for --for\n" +
+			"(the bureau then does not count them as real events). Rules and outputs still\n" +
+			"act: the cut-off test is part of calibration. --stop ends it early.",
+		Example: "  hazmon calibrate CH4-101 --for 10m\n  hazmon calibrate CH4-101 --stop",
+		Args:    cobra.ExactArgs(1),
+	}
+	t := addTarget(cmd)
+	cmd.Flags().DurationVar(&d, "for", 10*time.Minute, "calibration time")
+	cmd.Flags().BoolVar(&stop, "stop", false, "end the calibration now")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if stop {
+			d = 0
+		} else if d <= 0 {
+			return fmt.Errorf("--for %s: want a positive duration (or --stop)", d)
+		}
+		c, err := t.client()
+		if err != nil {
+			return err
+		}
+		res, err := c.Calibrate(cmd.Context(), args[0], d)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		if res.UntilTS == 0 {
+			fmt.Fprintf(stdout, "%s: calibration ended\n", res.Sensor)
+		} else {
+			fmt.Fprintf(stdout, "%s: under calibration until %s (%s)\n", res.Sensor, clock(res.UntilTS), d)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newReload(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Ask the running agent to re-read its config file (same as SIGHUP)",
+		Long: "Reload makes the agent validate its config file again. A bad file is refused\n" +
+			"with its errors and the running config stays; a good one is applied without\n" +
+			"losing buffered data or the outputs' state.",
+		Example: "  hazmon validate --config /etc/hazmon/hazmon.yaml && hazmon reload",
+		Args:    cobra.NoArgs,
+	}
+	t := addTarget(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := t.client()
+		if err != nil {
+			return err
+		}
+		res, err := c.Reload(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("reload refused, the running config stays: %w", err)
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		fmt.Fprintf(stdout, "reloaded %s\n", res.ConfigPath)
+		return nil
+	}
+	return cmd
+}
+
+func newBuffer(stdout, stderr io.Writer) *cobra.Command {
+	buf := &cobra.Command{
+		Use:     "buffer",
+		Short:   "Inspect the store-and-forward buffer (bbolt)",
+		Example: "  hazmon buffer stats\n  hazmon buffer export --since 2h --format csv > last2h.csv",
+	}
+	var file string
+	var asJSON bool
+	stats := &cobra.Command{
+		Use:   "stats",
+		Short: "Records waiting per stream, oldest sample, size",
+		Long: "Stats asks the running agent; if none runs it opens the buffer file read-only\n" +
+			"(from agent.data_dir of --config, or --file).",
+		Example: "  hazmon buffer stats\n  hazmon buffer stats --file /var/lib/hazmon/buffer.db --json",
+		Args:    cobra.NoArgs,
+	}
+	ts := addTarget(stats)
+	stats.Flags().StringVar(&file, "file", "", "buffer file when the agent is stopped (default: <data_dir>/"+app.BufferFile+")")
+	stats.Flags().BoolVar(&asJSON, "json", false, "print the stats as JSON")
+	stats.RunE = func(cmd *cobra.Command, _ []string) error {
+		var st control.BufferStats
+		via := "agent"
+		err := withBuffer(cmd, ts, file, func(b control.Backend) error {
+			var err error
+			st, err = b.BufferStats(cmd.Context())
+			return err
+		}, func(s *store.Store) error {
+			via = "file, agent stopped"
+			raw, err := s.Stats()
+			st = control.BufferStatsFrom(s.Path(), raw, time.Now())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, st)
+		}
+		fmt.Fprintf(stdout, "buffer %s (via %s)\n", st.Path, via)
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STREAM\tPENDING\tOUTBOX\tLAST SEQ\tOLDEST\tEVICTED")
+		names := make([]string, 0, len(st.Streams))
+		for n := range st.Streams {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			s := st.Streams[n]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%d\n", n, s.Pending, s.Outbox, s.LastSeq, clock(s.OldestTS), s.Evicted)
+		}
+		tw.Flush()
+		oldest := "empty"
+		if st.OldestAgeS >= 0 {
+			oldest = fmt.Sprintf("oldest %s (%s ago)", clock(st.OldestTS), age(st.OldestAgeS))
+		}
+		fmt.Fprintf(stdout, "total %d pending, %d outbox, %s; %s accounted, file %s\n",
+			st.Pending, st.Outbox, oldest, bytesHuman(st.Bytes), bytesHuman(st.FileSize))
+		return nil
+	}
+
+	var since, format, efile string
+	export := &cobra.Command{
+		Use:   "export",
+		Short: "Write the buffered records (not yet acknowledged by the broker) as CSV or JSONL",
+		Long: "Export writes every record still in the buffer (waiting for the broker's\n" +
+			"PUBACK, or not yet sent) with a sample time at or after --since, to stdout.\n" +
+			"Through the running agent (it holds the file); if none runs, the file is\n" +
+			"opened read-only. Records already delivered are not in the buffer.\n" +
+			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".",
+		Example: "  hazmon buffer export --since 2h --format csv > last2h.csv\n" +
+			"  hazmon buffer export --since 2025-01-31T08:00:00+08:00 --format jsonl",
+		Args: cobra.NoArgs,
+	}
+	te := addTarget(export)
+	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back from now (2h, 30m); default: everything")
+	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
+	export.Flags().StringVar(&efile, "file", "", "buffer file when the agent is stopped (default: <data_dir>/"+app.BufferFile+")")
+	export.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := control.CheckFormat(format); err != nil {
+			return err
+		}
+		from, err := parseSince(since, time.Now())
+		if err != nil {
+			return err
+		}
+		var n int
+		err = withBuffer(cmd, te, efile, func(b control.Backend) error {
+			n, err = b.BufferExport(cmd.Context(), from, format, stdout)
+			return err
+		}, func(s *store.Store) error {
+			n, err = control.Export(cmd.Context(), s, from, format, stdout)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "%d record(s) exported\n", n)
+		return nil
+	}
+	buf.AddCommand(stats, export)
+	return buf
+}
+
+// parseSince reads --since: RFC3339, or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want an RFC3339 time (2025-01-31T08:00:00Z) or a duration (2h)", s)
+}
+
+// withBuffer runs viaAgent against the running agent, or, when no agent
+// answers, direct on the buffer file opened read-only.
+func withBuffer(cmd *cobra.Command, t *target, file string, viaAgent func(control.Backend) error, direct func(*store.Store) error) error {
+	if file == "" {
+		c, err := t.client()
+		if err != nil {
+			return err
+		}
+		err = viaAgent(c)
+		if !errors.Is(err, control.ErrNotRunning) {
+			return err
+		}
+		cfg, cerr := t.loadConfig()
+		if cerr != nil {
+			return fmt.Errorf("%v; and finding the buffer file: %w", err, cerr)
+		}
+		dataDir := config.DefaultDataDir
+		if cfg != nil {
+			dataDir = cfg.Agent.DataDir
+		}
+		file = filepath.Join(dataDir, app.BufferFile)
+	}
+	s, err := store.OpenReadOnly(file, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return direct(s)
+}
+
+func newConfig(stdout io.Writer) *cobra.Command {
+	cfgCmd := &cobra.Command{
+		Use:     "config",
+		Short:   "Configuration tools",
+		Example: "  hazmon config show --config /etc/hazmon/hazmon.yaml",
+	}
+	var path string
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective config (defaults applied) with secrets redacted",
+		Long: "Show loads and validates the file like the agent does and prints the result\n" +
+			"as YAML, every default filled in. Secrets are never printed: the MQTT password\n" +
+			"stays in its password_file (only the path is shown) and a password inside a\n" +
+			"broker URL is replaced by REDACTED.",
+		Example: "  hazmon config show --config /etc/hazmon/hazmon.yaml\n  hazmon config show -c configs/demo.yaml | less",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			c := redacted(*l.Config)
+			data, err := yaml.Marshal(&c)
+			if err != nil {
+				return fmt.Errorf("encode config: %w", err)
+			}
+			fmt.Fprintf(stdout, "# effective config of %s (defaults applied, secrets redacted)\n", path)
+			_, err = stdout.Write(data)
+			return err
+		},
+	}
+	show.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")
+	cfgCmd.AddCommand(show)
+	return cfgCmd
+}
+
+// redacted returns c with secrets removed: passwords in broker URLs.
+// password_file and TLS key_file are paths, shown as they are.
+func redacted(c config.Config) config.Config {
+	brokers := make([]string, len(c.MQTT.Brokers))
+	for i, b := range c.MQTT.Brokers {
+		brokers[i] = b
+		if u, err := url.Parse(b); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "REDACTED")
+				brokers[i] = u.String()
+			}
+		}
+	}
+	c.MQTT.Brokers = brokers
+	return c
+}

@@ -1,0 +1,383 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	gmodbus "github.com/goburrow/modbus"
+	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/control"
+	"github.com/hazmon/hazmon/internal/decode"
+	"github.com/hazmon/hazmon/internal/modbus"
+	"github.com/spf13/cobra"
+)
+
+// busFlags select a bus: --bus NAME (from the config, or the running
+// agent's), or a direct --tcp ADDR / --rtu DEV with its line settings.
+type busFlags struct {
+	bus, tcp, rtu string
+	baud, dataBits int
+	stopBits       int
+	parity         string
+	timeout        time.Duration
+}
+
+func addBusFlags(cmd *cobra.Command, f *busFlags, defTimeout time.Duration, withBus bool) {
+	if withBus {
+		cmd.Flags().StringVar(&f.bus, "bus", "", "bus name from the config; through the running agent if it owns the bus")
+	}
+	cmd.Flags().StringVar(&f.tcp, "tcp", "", "Modbus TCP slave or gateway host:port (direct)")
+	cmd.Flags().StringVar(&f.rtu, "rtu", "", "RS-485 serial device, e.g. /dev/ttyUSB0 (direct)")
+	cmd.Flags().IntVar(&f.baud, "baud", 9600, "rtu: baud rate")
+	cmd.Flags().StringVar(&f.parity, "parity", "E", "rtu: parity N, E or O")
+	cmd.Flags().IntVar(&f.dataBits, "data-bits", 8, "rtu: data bits")
+	cmd.Flags().IntVar(&f.stopBits, "stop-bits", 1, "rtu: stop bits 1 or 2")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", defTimeout, "reply timeout per request")
+}
+
+// direct returns the bus for --tcp or --rtu.
+func (f *busFlags) direct() (config.Bus, error) {
+	switch {
+	case f.tcp != "" && f.rtu != "":
+		return config.Bus{}, errors.New("give --tcp or --rtu, not both")
+	case f.tcp != "":
+		return config.Bus{Name: "tcp " + f.tcp, Protocol: "tcp", Address: f.tcp, Timeout: config.Duration(f.timeout)}, nil
+	case f.rtu != "":
+		return config.Bus{Name: "rtu " + f.rtu, Protocol: "rtu", Device: f.rtu, Baud: f.baud, Parity: strings.ToUpper(f.parity),
+			DataBits: f.dataBits, StopBits: f.stopBits, Timeout: config.Duration(f.timeout)}, nil
+	}
+	return config.Bus{}, errors.New("give --bus NAME, --tcp HOST:PORT or --rtu DEVICE")
+}
+
+// directBus is a one-shot Modbus client on hazmon's own transporters
+// (the agent's framing checks), for use while the agent does not own the bus.
+type directBus struct {
+	bus   config.Bus
+	close func() error
+	mb    gmodbus.Client
+	slave func(byte)
+}
+
+func openDirect(bus config.Bus) (*directBus, error) {
+	d := &directBus{bus: bus}
+	switch bus.Protocol {
+	case "tcp":
+		tr := modbus.NewTCPTransporter(bus.Address, bus.Timeout.D())
+		if err := tr.Connect(); err != nil {
+			return nil, fmt.Errorf("bus %s: %w", bus.Name, err)
+		}
+		h := gmodbus.NewTCPClientHandler(bus.Address)
+		d.close, d.mb, d.slave = tr.Close, gmodbus.NewClient2(h, tr), func(id byte) { h.SlaveId = id }
+	case "rtu":
+		port, err := modbus.OpenSerial(bus)
+		if err != nil {
+			return nil, fmt.Errorf("bus %s: %w", bus.Name, err)
+		}
+		tr := modbus.NewRTUTransporter(port, bus.Baud, bus.Timeout.D())
+		h := gmodbus.NewRTUClientHandler(bus.Device)
+		d.close, d.mb, d.slave = tr.Close, gmodbus.NewClient2(h, tr), func(id byte) { h.SlaveId = id }
+	default:
+		return nil, fmt.Errorf("bus %s: protocol %q (want tcp or rtu)", bus.Name, bus.Protocol)
+	}
+	return d, nil
+}
+
+// read reads count items of table at addr; a Modbus exception comes back
+// as *modbus.ExceptionError.
+func (d *directBus) read(slave byte, table string, addr, count uint16) ([]byte, error) {
+	d.slave(slave)
+	var b []byte
+	var err error
+	switch table {
+	case modbus.TableHolding:
+		b, err = d.mb.ReadHoldingRegisters(addr, count)
+	case modbus.TableInput:
+		b, err = d.mb.ReadInputRegisters(addr, count)
+	case modbus.TableCoil:
+		b, err = d.mb.ReadCoils(addr, count)
+	case modbus.TableDiscrete:
+		b, err = d.mb.ReadDiscreteInputs(addr, count)
+	default:
+		return nil, fmt.Errorf("table %q (want holding, input, coil or discrete)", table)
+	}
+	var me *gmodbus.ModbusError
+	if errors.As(err, &me) {
+		return nil, &modbus.ExceptionError{Function: me.FunctionCode &^ 0x80, Code: me.ExceptionCode}
+	}
+	return b, err
+}
+
+func newProbe(stdout io.Writer) *cobra.Command {
+	var f busFlags
+	var req control.ProbeRequest
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Read registers once and show them raw and in every format and byte order",
+		Long: "Probe does one read and prints each register in hex and decimal, then every\n" +
+			"decoding a sensor could use (int16, uint16 and, per register pair, int32,\n" +
+			"uint32, float32 in byte orders ABCD, CDAB, BADC, DCBA), so you can recognise\n" +
+			"the right format and byte_order for the config.\n\n" +
+			"With --bus NAME and the agent running, the read goes through the agent's\n" +
+			"poller for that bus (it owns the port). With the agent stopped, --bus takes\n" +
+			"the bus settings from --config; --tcp and --rtu always read directly.",
+		Example: "  hazmon probe --bus rs485-1 --slave 3 --table holding --address 100 --count 2\n" +
+			"  hazmon probe --tcp 192.168.1.50:502 --slave 1 --address 0 --count 4\n" +
+			"  hazmon probe --rtu /dev/ttyUSB0 --baud 9600 --parity E --slave 7 --table input --address 10 --count 2",
+		Args: cobra.NoArgs,
+	}
+	t := addTarget(cmd)
+	addBusFlags(cmd, &f, 0, true)
+	cmd.Flags().IntVar(&req.Slave, "slave", 1, "slave (unit) id")
+	cmd.Flags().StringVar(&req.Table, "table", "holding", "holding, input, coil or discrete")
+	cmd.Flags().IntVar(&req.Address, "address", 0, "0-based protocol address (register 40001 is holding 0)")
+	cmd.Flags().IntVar(&req.Count, "count", 2, "registers or bits to read")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw result as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		req.Table = strings.ToLower(req.Table)
+		if err := control.CheckProbe(req); err != nil {
+			return err
+		}
+		var res control.ProbeResult
+		var err error
+		if f.bus != "" {
+			res, err = probeBus(cmd, t, &f, req)
+		} else {
+			res, err = probeDirect(&f, req)
+		}
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		_, err = io.WriteString(stdout, renderProbe(res))
+		return err
+	}
+	return cmd
+}
+
+// probeBus reads through the running agent, or directly with the
+// config's settings for the bus when no agent answers.
+func probeBus(cmd *cobra.Command, t *target, f *busFlags, req control.ProbeRequest) (control.ProbeResult, error) {
+	if f.tcp != "" || f.rtu != "" {
+		return control.ProbeResult{}, errors.New("give --bus or --tcp/--rtu, not both")
+	}
+	req.Bus = f.bus
+	c, err := t.client()
+	if err != nil {
+		return control.ProbeResult{}, err
+	}
+	res, err := c.Probe(cmd.Context(), req)
+	if !errors.Is(err, control.ErrNotRunning) {
+		return res, err
+	}
+	cfg, cerr := t.loadConfig()
+	if cerr != nil {
+		return control.ProbeResult{}, fmt.Errorf("%v; and the bus settings: %w", err, cerr)
+	}
+	if cfg == nil {
+		return control.ProbeResult{}, fmt.Errorf("%v, and no config file %s for bus %q (give --config, or --tcp/--rtu)", err, t.config, f.bus)
+	}
+	bus := cfg.Bus(f.bus)
+	if bus == nil {
+		return control.ProbeResult{}, fmt.Errorf("bus %q is not in %s (buses: %s)", f.bus, t.config, strings.Join(busList(cfg), ", "))
+	}
+	b := *bus
+	if f.timeout > 0 {
+		b.Timeout = config.Duration(f.timeout)
+	}
+	return readDirect(b, req)
+}
+
+func busList(c *config.Config) []string {
+	var s []string
+	for _, b := range c.Buses {
+		s = append(s, b.Name)
+	}
+	return s
+}
+
+func probeDirect(f *busFlags, req control.ProbeRequest) (control.ProbeResult, error) {
+	if f.timeout <= 0 {
+		f.timeout = time.Second
+	}
+	bus, err := f.direct()
+	if err != nil {
+		return control.ProbeResult{}, err
+	}
+	return readDirect(bus, req)
+}
+
+func readDirect(bus config.Bus, req control.ProbeRequest) (control.ProbeResult, error) {
+	if bus.Timeout <= 0 {
+		bus.Timeout = config.Duration(time.Second)
+	}
+	d, err := openDirect(bus)
+	if err != nil {
+		return control.ProbeResult{}, err
+	}
+	defer d.close()
+	start := time.Now()
+	data, err := d.read(byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
+	if err != nil {
+		return control.ProbeResult{}, fmt.Errorf("bus %s: read slave %d %s %d+%d: %w", bus.Name, req.Slave, req.Table, req.Address, req.Count, err)
+	}
+	res := control.ProbeResult{Via: "direct", Bus: bus.Name, Slave: req.Slave, Table: req.Table, Address: req.Address,
+		RTTMs: float64(time.Since(start).Microseconds()) / 1000}
+	if err := control.FillProbeResult(&res, data, req.Count); err != nil {
+		return control.ProbeResult{}, fmt.Errorf("bus %s: %w", bus.Name, err)
+	}
+	return res, nil
+}
+
+// orders are the byte orders shown, in config spelling.
+var orders = []string{decode.OrderABCD, decode.OrderCDAB, decode.OrderBADC, decode.OrderDCBA}
+
+// decoded formats one decoding with the agent's own decoder, or its fault.
+func decoded(format, order string, words ...uint16) string {
+	sp := decode.Spec{Format: format, Order: order, Scale: 1}
+	v, err := sp.Registers(words)
+	if err != nil {
+		return err.Error()
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// renderProbe prints the raw items and every decoding.
+func renderProbe(r control.ProbeResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, slave %d, %s %d..%d, via %s, %.1f ms\n", r.Bus, r.Slave, r.Table, r.Address,
+		r.Address+max(len(r.Registers), len(r.Bits))-1, r.Via, r.RTTMs)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(r.Bits) > 0 {
+		fmt.Fprintln(tw, "ADDR\tBIT\t")
+		for i, on := range r.Bits {
+			v := 0
+			if on {
+				v = 1
+			}
+			fmt.Fprintf(tw, "%d\t%d\t\n", r.Address+i, v)
+		}
+		tw.Flush()
+		return b.String()
+	}
+	fmt.Fprintln(tw, "ADDR\tHEX\tDEC (uint16)\tint16\tuint16 BA\tint16 BA\t")
+	for i, w := range r.Registers {
+		fmt.Fprintf(tw, "%d\t0x%04X\t%d\t%s\t%s\t%s\t\n", r.Address+i, w, w,
+			decoded(decode.FormatInt16, decode.OrderABCD, w),
+			decoded(decode.FormatUint16, decode.OrderBADC, w), decoded(decode.FormatInt16, decode.OrderBADC, w))
+	}
+	tw.Flush()
+	for i := 0; i+1 < len(r.Registers); i++ {
+		w0, w1 := r.Registers[i], r.Registers[i+1]
+		fmt.Fprintf(&b, "\nregisters %d-%d (0x%04X 0x%04X) as 32-bit:\n", r.Address+i, r.Address+i+1, w0, w1)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "ORDER\tint32\tuint32\tfloat32\t")
+		for _, o := range orders {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", o, decoded(decode.FormatInt32, o, w0, w1),
+				decoded(decode.FormatUint32, o, w0, w1), decoded(decode.FormatFloat32, o, w0, w1))
+		}
+		tw.Flush()
+	}
+	return b.String()
+}
+
+// scanResult is one unit id that answered.
+type scanResult struct {
+	Slave int    `json:"slave"`
+	Reply string `json:"reply"` // "data" or "exception N (name)"
+}
+
+func newScan(stdout, stderr io.Writer) *cobra.Command {
+	var f busFlags
+	var from, to, address int
+	var table string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "Find which slave (unit) ids answer on a bus",
+		Long: "Scan sends one read (by default holding register 0, count 1) to each unit id\n" +
+			"from --from to --to and lists those that reply. Any reply counts, an\n" +
+			"exception included (the slave is there but has no such register); on TCP,\n" +
+			"gateway exceptions 10 and 11 mean the unit behind the gateway is absent.\n" +
+			"Stop the agent first if it owns the bus (systemctl stop hazmon).",
+		Example: "  hazmon scan --rtu /dev/ttyUSB0 --baud 9600 --parity E\n" +
+			"  hazmon scan --rtu /dev/ttyUSB0 --baud 19200 --parity N --from 1 --to 32 --timeout 200ms\n" +
+			"  hazmon scan --tcp 192.168.1.60:502 --to 16",
+		Args: cobra.NoArgs,
+	}
+	addBusFlags(cmd, &f, 100*time.Millisecond, false)
+	cmd.Flags().IntVar(&from, "from", 1, "first unit id")
+	cmd.Flags().IntVar(&to, "to", 247, "last unit id")
+	cmd.Flags().StringVar(&table, "table", "holding", "table read: holding, input, coil or discrete")
+	cmd.Flags().IntVar(&address, "address", 0, "0-based address read")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the unit ids that answered as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if from < 0 || to > 255 || from > to {
+			return fmt.Errorf("--from %d --to %d: want 0 <= from <= to <= 255 (1..247 on RS-485)", from, to)
+		}
+		if err := control.CheckProbe(control.ProbeRequest{Slave: from, Table: table, Address: address, Count: 1}); err != nil {
+			return err
+		}
+		bus, err := f.direct()
+		if err != nil {
+			return err
+		}
+		d, err := openDirect(bus)
+		if err != nil {
+			return err
+		}
+		defer d.close()
+		if !asJSON {
+			fmt.Fprintf(stdout, "scanning %s: unit ids %d..%d, %s %d, timeout %s\n", bus.Name, from, to, table, address, f.timeout)
+		}
+		found := []scanResult{}
+		for id := from; id <= to; id++ {
+			if err := cmd.Context().Err(); err != nil {
+				return err
+			}
+			_, err := d.read(byte(id), table, uint16(address), 1)
+			var ee *modbus.ExceptionError
+			switch {
+			case err == nil:
+				found = append(found, scanResult{Slave: id, Reply: "data"})
+			case errors.As(err, &ee) && bus.Protocol == "tcp" && (ee.Code == modbus.ExGatewayPathUnavail || ee.Code == modbus.ExGatewayTargetFailed):
+				continue // the gateway answered for an absent unit
+			case errors.As(err, &ee):
+				found = append(found, scanResult{Slave: id, Reply: fmt.Sprintf("exception %d (%s)", ee.Code, modbus.ExceptionName(ee.Code))})
+			case errors.Is(err, modbus.ErrTimeout):
+				continue
+			case errors.Is(err, modbus.ErrBusDown):
+				return fmt.Errorf("bus %s: %w", bus.Name, err)
+			default:
+				// A garbled reply: something is on the line, maybe at
+				// another baud rate or parity.
+				fmt.Fprintf(stderr, "unit %d: %v\n", id, err)
+				continue
+			}
+			if !asJSON {
+				fmt.Fprintf(stdout, "unit %3d: answers (%s)\n", id, found[len(found)-1].Reply)
+			}
+		}
+		if asJSON {
+			return writeJSON(stdout, found)
+		}
+		ids := make([]string, len(found))
+		for i, r := range found {
+			ids[i] = strconv.Itoa(r.Slave)
+		}
+		if len(found) == 0 {
+			fmt.Fprintln(stdout, "no unit answered (check wiring A/B, baud, parity, termination)")
+		} else {
+			fmt.Fprintf(stdout, "%d unit(s) answered: %s\n", len(found), strings.Join(ids, ", "))
+		}
+		return nil
+	}
+	return cmd
+}
