@@ -13,7 +13,7 @@ cleanup() {
 	wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
-sim_args=(--tcp 127.0.0.1:15020 --broker 127.0.0.1:11883 --subscribe tcp://127.0.0.1:11883 --topic 'hazmon/#')
+sim_args=(--tcp 127.0.0.1:15020 --excursion-every ${DEMO_EXCURSION_EVERY:-40s} --broker 127.0.0.1:11883 --subscribe tcp://127.0.0.1:11883 --topic 'hazmon/#')
 [ "$dur" != 0 ] && sim_args+=(--duration "$dur")
 echo "== hazmon-sim: Modbus TCP slave on 127.0.0.1:15020, MQTT broker on 127.0.0.1:11883"
 bin/hazmon-sim "${sim_args[@]}" &
