@@ -166,6 +166,21 @@ func (c *Config) validateSafety(k *checker) {
 		}
 	}
 
+	named := map[string]bool{}
+	for _, s := range c.Sensors {
+		rs, _ := effectiveRules(s)
+		for _, r := range rs {
+			for _, o := range r.Outputs {
+				named[o] = true
+			}
+		}
+	}
+	for i, o := range c.Outputs {
+		if o.Name != "" && !named[o.Name] {
+			k.warnf(fmt.Sprintf("outputs[%d].name", i), "no rule names %q: it starts cut and stays cut", o.Name)
+		}
+	}
+
 	for i, s := range c.Sensors {
 		p := fmt.Sprintf("sensors[%d]", i)
 		for j, r := range s.Rules {

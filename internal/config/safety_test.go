@@ -131,3 +131,14 @@ func TestSafety_OverrideWarns(t *testing.T) {
 		t.Fatalf("warnings = %v", l.Warnings)
 	}
 }
+
+func TestSafety_UnusedOutputWarns(t *testing.T) {
+	y := strings.Replace(safetyYAML, "outputs: [breaker-3, relay-1]", "outputs: [breaker-3]", 1)
+	l, err := Parse("s.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0].Error(), `s.yaml:7: outputs[1].name: no rule names "relay-1"`) {
+		t.Fatalf("warnings = %v", l.Warnings)
+	}
+}
