@@ -101,7 +101,9 @@ for a in "${archs[@]}"; do
 	sed -e "s/127\.0\.0\.1:15020/127.0.0.1:$mb_port/" -e "s/127\.0\.0\.1:11883/127.0.0.1:$mq_port/" \
 		-e "s|^\(  *data_dir:\).*|\1 $data|" -e "s|^\(  *socket:\).*|\1 $data/hazmon.sock|" \
 		-e "s/^\(  *id:\) gw-demo/\1 gw-smoke-$a/" configs/demo.yaml >"$tmp/$a.yaml"
-	grep -q "gw-smoke-$a" "$tmp/$a.yaml" && grep -q ":$mq_port" "$tmp/$a.yaml" || fail "could not derive a config from configs/demo.yaml"
+	if ! grep -q "gw-smoke-$a" "$tmp/$a.yaml" || ! grep -q ":$mq_port" "$tmp/$a.yaml"; then
+		fail "could not derive a config from configs/demo.yaml"
+	fi
 	set +e
 	# shellcheck disable=SC2086
 	timeout --preserve-status -k 15 -s INT "$RUN_SECONDS" ${qemu[$a]} "$b" run --config "$tmp/$a.yaml" >"$tmp/agent-$a.log" 2>&1

@@ -36,7 +36,7 @@ usage() {
 	echo "Options: --binary PATH  --config FILE  --uninstall  --purge  -h|--help;  env DESTDIR=ROOT"
 }
 
-binary= config= mode=install purge=0
+binary='' config='' mode=install purge=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--binary) binary=${2:?--binary needs a path}; shift 2 ;;
