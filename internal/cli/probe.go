@@ -246,7 +246,10 @@ func decoded(format, order string, words ...uint16) string {
 	if err != nil {
 		return err.Error()
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	if format == decode.FormatFloat32 {
+		return strconv.FormatFloat(v, 'g', 7, 64) // float32 carries ~7 significant digits
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // renderProbe prints the raw items and every decoding.
