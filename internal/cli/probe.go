@@ -20,7 +20,7 @@ import (
 // busFlags select a bus: --bus NAME (from the config, or the running
 // agent's), or a direct --tcp ADDR / --rtu DEV with its line settings.
 type busFlags struct {
-	bus, tcp, rtu string
+	bus, tcp, rtu  string
 	baud, dataBits int
 	stopBits       int
 	parity         string

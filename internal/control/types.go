@@ -207,10 +207,10 @@ type OutputTestResult struct {
 	Name         string  `json:"name"`
 	Action       string  `json:"action"` // "cut" or "restore": the state held during the test
 	HeldS        float64 `json:"held_s"`
-	Feed         string  `json:"feed,omitempty"`  // feed sensor id, "" if the output has none
-	FeedResponse string  `json:"feed_response"`   // e.g. "power absent after 0.12 s"
-	FeedOK       *bool   `json:"feed_ok"`         // nil without a feed sensor
-	Final        string  `json:"final"`           // state after the test: "on" or "cut"
+	Feed         string  `json:"feed,omitempty"` // feed sensor id, "" if the output has none
+	FeedResponse string  `json:"feed_response"`  // e.g. "power absent after 0.12 s"
+	FeedOK       *bool   `json:"feed_ok"`        // nil without a feed sensor
+	Final        string  `json:"final"`          // state after the test: "on" or "cut"
 }
 
 // CalibrateRequest is the body of POST /v1/calibrate; ForS <= 0 stops.
