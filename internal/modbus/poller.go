@@ -697,6 +697,7 @@ func (p *Poller) pick(now time.Time) *group {
 // plan estimates the bus load of the schedule from the reads' recent
 // wire times and, when it is above LoadTarget, stretches the non-gas reads
 // to whole multiples of their interval so that the gas reads keep theirs.
+// Gas reads are never stretched.
 func (p *Poller) plan(now time.Time) {
 	p.nextPlan = now.Add(ReplanEvery)
 	var gas, other float64
@@ -709,23 +710,21 @@ func (p *Poller) plan(now time.Time) {
 		}
 	}
 	load := gas + other
-	gasStretch, otherStretch := int64(1), int64(1)
+	// Gas reads are never stretched: when they alone fill the bus they run
+	// back to back (their late ticks counted in Missed) and the others get
+	// the longest stretch.
+	otherStretch := int64(1)
 	if load > LoadTarget {
-		if gas < LoadTarget*0.9 {
-			otherStretch = int64(math.Ceil(other / (LoadTarget - gas)))
-		} else {
-			// Even the gas reads do not fit: slow them the least.
-			gasStretch = int64(math.Ceil(gas / (LoadTarget * 0.9)))
-			otherStretch = int64(math.Ceil(other / (LoadTarget * 0.1)))
+		otherStretch = MaxStretch
+		if free := LoadTarget - gas; free > 0 {
+			otherStretch = min(int64(math.Ceil(other/free)), MaxStretch)
 		}
-		otherStretch = min(max(otherStretch, gasStretch), MaxStretch)
-		gasStretch = min(gasStretch, MaxStretch)
 	}
 	stretched := 0
 	for _, g := range p.groups {
 		g.stretch = otherStretch
 		if g.gas {
-			g.stretch = gasStretch
+			g.stretch = 1
 		}
 		if g.stretch > 1 {
 			stretched += len(g.members)
@@ -740,6 +739,6 @@ func (p *Poller) plan(now time.Time) {
 		p.lastWarn = now
 		p.log.Warn("bus over-subscribed: gas sensors kept on their interval, others polled less often",
 			"load", math.Round(load*100)/100, "target", LoadTarget, "gas_load", math.Round(gas*100)/100,
-			"stretched_sensors", stretched, "stretch", otherStretch, "gas_stretch", gasStretch)
+			"stretched_sensors", stretched, "stretch", otherStretch)
 	}
 }
