@@ -7,7 +7,7 @@ PKG     := github.com/hazmon/hazmon
 LDFLAGS := -s -w -X $(PKG)/internal/buildinfo.version=$(VERSION) -X $(PKG)/internal/buildinfo.commit=$(COMMIT)
 BUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: help build build-arm demo test test-go test-arm lint fuzz bench clean
+.PHONY: help build build-arm demo test test-go test-arm lint fuzz bench clean install verify-unit smoke
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,15 @@ fuzz: ## run each fuzz target for 30 s
 
 bench: ## benchmarks, printed as ratios against a baseline measured in the same run
 	$(GO) test -run XXX -bench . -benchmem ./...
+
+install: build ## install on this machine as root: binary, user, config, unit (scripts/install.sh)
+	scripts/install.sh --binary bin/hazmon
+
+verify-unit: ## systemd-analyze verify scripts/hazmon.service
+	@scripts/verify-unit.sh
+
+smoke: build build-arm ## ARM binaries under qemu: static, version, validate configs, telemetry to mosquitto
+	@scripts/ci-smoke.sh
 
 clean: ## remove build output
 	rm -rf bin

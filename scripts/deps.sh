@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v socat >/dev/null 2>&1 || need+=(socat)
 /usr/bin/python3 -c "import serial_asyncio" >/dev/null 2>&1 || need+=(python3-serial-asyncio)
 command -v qemu-arm-static >/dev/null 2>&1 || need+=(qemu-user-static)
+command -v file >/dev/null 2>&1 || need+=(file)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "${1:-}" = "--check" ]; then
