@@ -383,11 +383,21 @@ func (r *recorder) add(m brokertest.Message) {
 	var hdr struct {
 		Seq        uint64             `json:"seq"`
 		Historical bool               `json:"historical"`
-		Readings   []contract.Reading `json:"readings"`
+		Readings   []contract.Reading `json:"-"`
 	}
 	if err := json.Unmarshal(m.Payload, &hdr); err != nil {
 		r.fail("%s: %v", m.Topic, err)
 		return
+	}
+	if kind == contract.KindTelemetry {
+		var tm struct {
+			Readings []contract.Reading `json:"readings"`
+		}
+		if err := json.Unmarshal(m.Payload, &tm); err != nil {
+			r.fail("%s: %v", m.Topic, err)
+			return
+		}
+		hdr.Readings = tm.Readings
 	}
 	if r.bySeq[kind] == nil {
 		r.bySeq[kind] = map[uint64][]byte{}

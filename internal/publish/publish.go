@@ -275,7 +275,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 func (p *Publisher) statusPayload(state string) []byte {
-	b, err := contract.Marshal(contract.Status{V: contract.Version, State: state, TS: time.Now().UnixMilli(), Version: p.opts.Version, Sensors: p.opts.Sensors})
+	sensors := p.opts.Sensors
+	if sensors == nil {
+		sensors = []string{} // the schema wants an array, never null
+	}
+	b, err := contract.Marshal(contract.Status{V: contract.Version, State: state, TS: time.Now().UnixMilli(), Version: p.opts.Version, Sensors: sensors})
 	if err != nil { // only strings and ints: cannot fail
 		panic(err)
 	}
