@@ -129,14 +129,19 @@ func yamlSyntaxProblem(name string, err error) Problem {
 	return Problem{File: name, Message: strings.TrimPrefix(msg, "yaml: ")}
 }
 
-// index maps key paths to lines and lines to key paths in the parsed file.
+// index maps key paths to lines and lines to the keys on them.
 type index struct {
 	pathLine map[string]int
-	linePath map[int]string
+	lineKeys map[int][]lineKey
+}
+
+// lineKey is one key on a line: its path, its name and its scalar value.
+type lineKey struct {
+	path, key, value string
 }
 
 func newIndex(root *yaml.Node) *index {
-	ix := &index{pathLine: map[string]int{}, linePath: map[int]string{}}
+	ix := &index{pathLine: map[string]int{}, lineKeys: map[int][]lineKey{}}
 	ix.walk(root.Content[0], "")
 	return ix
 }
@@ -151,8 +156,13 @@ func (ix *index) walk(n *yaml.Node, path string) {
 				p = path + "." + k.Value
 			}
 			ix.pathLine[p] = k.Line
-			if _, ok := ix.linePath[k.Line]; !ok || len(p) > len(ix.linePath[k.Line]) {
-				ix.linePath[k.Line] = p
+			val := ""
+			if v.Kind == yaml.ScalarNode {
+				val = v.Value
+			}
+			ix.lineKeys[k.Line] = append(ix.lineKeys[k.Line], lineKey{path: p, key: k.Value, value: val})
+			if v.Kind == yaml.ScalarNode && v.Line != k.Line {
+				ix.lineKeys[v.Line] = append(ix.lineKeys[v.Line], lineKey{path: p, key: k.Value, value: val})
 			}
 			ix.walk(v, p)
 		}
@@ -160,15 +170,33 @@ func (ix *index) walk(n *yaml.Node, path string) {
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", path, i)
 			ix.pathLine[p] = c.Line
-			if _, ok := ix.linePath[c.Line]; !ok {
-				ix.linePath[c.Line] = p
+			if c.Kind == yaml.ScalarNode {
+				ix.lineKeys[c.Line] = append(ix.lineKeys[c.Line], lineKey{path: p, value: c.Value})
 			}
 			ix.walk(c, p)
 		}
 	}
 }
 
-var fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+var (
+	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	quotedValue   = regexp.MustCompile("`([^`]*)`|\"([^\"]*)\"")
+)
+
+// keyAt picks the key an error on line is about: the one named (unknown
+// key) or whose value the message quotes, else the first on the line.
+func (ix *index) keyAt(line int, key, value string, quoted bool) string {
+	keys := ix.lineKeys[line]
+	for _, k := range keys {
+		if (key != "" && k.key == key) || (quoted && key == "" && k.value == value) {
+			return k.path
+		}
+	}
+	if len(keys) > 0 {
+		return keys[0].path
+	}
+	return ""
+}
 
 // problem turns a yaml.v3 decode message ("line 7: field foo not found in
 // type config.Bus") into a located Problem with a key path.
@@ -179,10 +207,17 @@ func (ix *index) problem(name, msg string) Problem {
 	}
 	line, _ := strconv.Atoi(m[1])
 	text := m[2]
-	path := ix.linePath[line]
+	var path string
 	if f := fieldNotFound.FindStringSubmatch(text); f != nil {
+		path = ix.keyAt(line, f[1], "", false)
 		text = fmt.Sprintf("unknown key %q", f[1])
 	} else {
+		q := quotedValue.FindStringSubmatch(text)
+		v := ""
+		if q != nil {
+			v = q[1] + q[2]
+		}
+		path = ix.keyAt(line, "", v, q != nil)
 		text = strings.Replace(text, "cannot unmarshal", "wrong type: cannot use", 1)
 	}
 	return Problem{File: name, Line: line, Path: path, Message: text}

@@ -184,3 +184,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParse_FlowMappingPaths: in a flow mapping several keys share a line;
+// the error names the key whose value is wrong, not a neighbour.
+func TestParse_FlowMappingPaths(t *testing.T) {
+	y := `agent: {id: gw-01, site: s}
+mqtt: {brokers: ["tcp://127.0.0.1:1883"]}
+buses: [{name: b, protocol: tcp, address: "127.0.0.1:502"}]
+sensors:
+  - {id: X, type: methane, bus: b, slave: 1,
+     table: holding, address: 0, interval: soon, slave_id: 3, range: [0, 4], unit: "%CH4", address2: 1}
+  - {id: Y, type: co, bus: b, slave: nine, table: holding, address: 1, unit: ppm, range: [0, 100]}
+`
+	_, err := Parse("f.yaml", []byte(y))
+	for _, w := range []string{
+		`f.yaml:6: sensors[0].interval: "soon" is not a duration`,
+		`f.yaml:6: sensors[0].slave_id: unknown key "slave_id"`,
+		`f.yaml:6: sensors[0].address2: unknown key "address2"`,
+		"f.yaml:7: sensors[1].slave: wrong type: cannot use !!str `nine`",
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+}
