@@ -1,8 +1,14 @@
 // Package app wires hazmon's components into one agent and owns their
-// goroutines: Modbus pollers (sources) → telemetry into the bbolt buffer →
-// MQTT publisher (sink). Sinks start before sources; on shutdown sources
-// stop first, then the buffer's queue is committed, then the publisher says
-// offline and disconnects.
+// goroutines: Modbus pollers and GPIO inputs (sources) → safety path (rules
+// → outputs, alarms) → bbolt buffer → MQTT publisher (sink). Sinks start
+// before sources; on shutdown the outputs are cut first (while the buses
+// still run), then the sources stop, the buffer's queue is committed, and
+// the publisher says offline and disconnects.
+//
+// A reload (SIGHUP, `hazmon reload`) validates the new file first: a bad
+// one is rejected with its errors and the running config stays. A good one
+// replaces the graph of sources and safety path; the buffer, the publisher
+// and the control socket carry on (see Reload).
 package app
 
 import (
@@ -16,16 +22,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hazmon/hazmon/internal/actuate"
 	"github.com/hazmon/hazmon/internal/buildinfo"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/control"
-	"github.com/hazmon/hazmon/internal/gpio"
-	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/publish"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/sdnotify"
 	"github.com/hazmon/hazmon/internal/store"
 )
 
@@ -35,7 +38,7 @@ const BufferFile = "buffer.db"
 // Options are the App's dependencies beyond the config.
 type Options struct {
 	Logger     *slog.Logger // default slog.Default()
-	ConfigPath string       // for reload and status
+	ConfigPath string       // file Reload re-reads
 	// DrainTimeout bounds how long shutdown waits for the publisher to send
 	// what is already buffered (default 2s); the rest stays in the buffer.
 	DrainTimeout time.Duration
@@ -44,16 +47,17 @@ type Options struct {
 // App is one running agent. Create it with New, run it with Run; Run
 // returns after ctx ends and everything is stopped and flushed.
 type App struct {
-	cfg  *config.Config
 	opts Options
 	log  *slog.Logger
 
-	store   *store.Store
-	pub     *publish.Publisher
-	pollers []*modbus.Poller
-	inputs  []*gpio.Input // digital sensors on GPIO lines
-	safety  *safety
-	outs    *actuate.Manager // nil without outputs
+	store *store.Store
+	pub   *publish.Publisher
+
+	gmu      sync.Mutex // serialises reloads; guards g
+	g        *graph     // current sources and safety path
+	srcCtx   context.Context
+	failed   chan error // a source's fatal error (first one)
+	reloadMu sync.Mutex // one Reload at a time
 
 	appendErrs atomic.Uint64 // readings the buffer refused (busy or write error)
 	errLog     rateLimit
@@ -62,7 +66,8 @@ type App struct {
 }
 
 // New opens the buffer (failing fast with store.ErrInUse if another agent
-// holds it) and builds the pollers and the publisher. It starts nothing.
+// holds it) and builds the publisher, the safety path and the sources. It
+// starts nothing but the GPIO outputs, which are driven cut at once.
 func New(cfg *config.Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -70,7 +75,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 2 * time.Second
 	}
-	a := &App{cfg: cfg, opts: opts, log: opts.Logger}
+	a := &App{opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	a.errLog.every = 10 * time.Second
 
 	if err := os.MkdirAll(cfg.Agent.DataDir, 0o750); err != nil {
@@ -89,11 +94,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 			Reason: "corrupt", Detail: fmt.Sprintf("moved to %s: %v", filepath.Base(r.MovedTo), r.Cause)})
 	}
 
-	ids := make([]string, 0, len(cfg.Sensors))
-	for _, s := range cfg.Sensors {
-		ids = append(ids, s.ID)
-	}
-	po, err := publish.OptionsFromConfig(cfg.MQTT, cfg.Agent, buildinfo.Version(), ids)
+	po, err := publish.OptionsFromConfig(cfg.MQTT, cfg.Agent, buildinfo.Version(), sensorIDs(cfg))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("mqtt: %w", err)
@@ -103,107 +104,42 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		st.Close()
 		return nil, err
 	}
-
-	if err := a.build(); err != nil {
+	if a.g, err = a.build(cfg); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-// build creates the safety path and the sources: rule engine, outputs,
-// bus pollers and GPIO inputs. A configured GPIO line that this board does
-// not have is a start-up error naming it.
-func (a *App) build() error {
-	engine, err := rules.NewEngine(a.cfg.SensorRules())
-	if err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	buses := map[string]actuate.CoilBus{}
-	for _, b := range a.cfg.Buses {
-		var sensors []config.Sensor
-		for _, s := range a.cfg.Sensors {
-			if s.Bus == b.Name && s.GPIO == nil {
-				sensors = append(sensors, s)
-			}
-		}
-		p, err := modbus.NewPoller(b, sensors, a.record, a.log)
-		if err != nil {
-			return fmt.Errorf("bus %s: %w", b.Name, err)
-		}
-		a.pollers = append(a.pollers, p)
-		buses[b.Name] = p
-	}
-	var pins gpio.Lookup
-	if usesGPIO(a.cfg) {
-		if pins, err = gpio.Host(); err != nil {
-			return err
-		}
-	}
-	a.safety = newSafety(engine, nil, a.queueAlarm)
-	if len(a.cfg.Outputs) > 0 {
-		m, err := actuate.NewManager(a.cfg.Outputs, actuate.Options{
-			Pins: pins, Buses: buses, OnFeed: a.safety.feed, Log: a.log.With("component", "outputs"),
-		})
-		if err != nil {
-			return fmt.Errorf("outputs: %w", err)
-		}
-		a.outs = m
-		a.safety.outs = m
-	}
-	for _, s := range a.cfg.Sensors {
-		if s.GPIO == nil {
-			continue
-		}
-		in, err := gpio.NewInput(s, pins, a.record, a.log)
-		if err != nil {
-			a.closeOutputs()
-			return fmt.Errorf("sensor %s: %w", s.ID, err)
-		}
-		a.inputs = append(a.inputs, in)
-	}
-	return nil
-}
-
-func usesGPIO(cfg *config.Config) bool {
+func sensorIDs(cfg *config.Config) []string {
+	ids := make([]string, 0, len(cfg.Sensors))
 	for _, s := range cfg.Sensors {
-		if s.GPIO != nil {
-			return true
-		}
+		ids = append(ids, s.ID)
 	}
-	for _, o := range cfg.Outputs {
-		if o.GPIO != nil {
-			return true
-		}
-	}
-	return false
+	return ids
 }
 
-// closeOutputs cuts every output (the safe state) and stops the actuators.
-// The bus pollers must still run so breaker coils can be written.
-func (a *App) closeOutputs() {
-	if a.outs == nil {
-		return
-	}
-	a.safety.mu.Lock()
-	a.safety.outs = nil // readings still arriving no longer drive outputs
-	a.safety.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.outs.Close(ctx); err != nil {
-		a.log.Error("outputs: not all cut on shutdown", "err", err)
-	}
+// current returns the running graph (config, safety path, pollers).
+func (a *App) current() *graph {
+	a.gmu.Lock()
+	defer a.gmu.Unlock()
+	return a.g
 }
 
+// Config returns the running configuration.
+func (a *App) Config() *config.Config { return a.current().cfg }
 
-// Run starts the publisher and the pollers and blocks until ctx ends, then
-// shuts down in order and closes the buffer. It returns the first fatal error.
+// Run starts the publisher, the safety path and the sources and blocks
+// until ctx ends, then shuts down in order and closes the buffer. It
+// returns the first fatal error. It speaks sd_notify: READY once running,
+// WATCHDOG while the safety loop ticks, STOPPING on shutdown.
 func (a *App) Run(ctx context.Context) error {
 	defer a.store.Close()
 	defer a.startControl(ctx)() // control socket first: answers "starting" (control.go)
-	a.log.Info("hazmon starting", "version", buildinfo.Version(), "agent", a.cfg.Agent.ID,
-		"site", a.cfg.Agent.Site, "buses", len(a.cfg.Buses), "sensors", len(a.cfg.Sensors),
-		"buffer", a.store.Path())
+	cfg := a.current().cfg
+	a.log.Info("hazmon starting", "version", buildinfo.Version(), "agent", cfg.Agent.ID,
+		"site", cfg.Agent.Site, "buses", len(cfg.Buses), "sensors", len(cfg.Sensors),
+		"outputs", len(cfg.Outputs), "buffer", a.store.Path())
 
 	// Sink first: the publisher runs until the sources are stopped and the
 	// backlog had its chance to drain.
@@ -216,52 +152,64 @@ func (a *App) Run(ctx context.Context) error {
 	// written through its bus poller.
 	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSrc()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(a.pollers)+len(a.inputs))
-	start := func(run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := run(srcCtx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
-				stopSrc()
-			}
-		}()
-	}
-	// The safety loop's ticker lives as long as the sources.
-	start(func(ctx context.Context) error { a.safety.run(ctx); return nil })
-	for _, p := range a.pollers {
-		start(p.Run)
-	}
-	for _, in := range a.inputs {
-		start(in.Run)
+	a.gmu.Lock()
+	a.srcCtx = srcCtx
+	a.g.start(srcCtx, a.failed)
+	a.gmu.Unlock()
+
+	var wdWG sync.WaitGroup
+	if d, ok := sdnotify.WatchdogInterval(); ok {
+		wdWG.Add(1)
+		go func() { defer wdWG.Done(); a.watchdog(srcCtx, d) }()
 	}
 	a.log.Info("hazmon running")
 	a.ctl.setState(control.StateRunning)
+	if err := sdnotify.Ready(); err != nil {
+		a.log.Warn("sd_notify", "err", err)
+	}
 
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case <-srcCtx.Done(): // a source failed
+	case err := <-a.failed:
+		runErr = err
 	case err := <-pubDone:
 		runErr = fmt.Errorf("publisher stopped: %w", err)
 		pubDone <- nil
 	}
 	a.log.Info("hazmon stopping")
+	_ = sdnotify.Stopping()
 	a.ctl.setState(control.StateStopping)
-	a.closeOutputs() // safe state first, while the buses still run
+	a.reloadMu.Lock() // no reload during shutdown
+	defer a.reloadMu.Unlock()
+	a.current().stop(a.log) // outputs cut first, while the buses still run
 	stopSrc()
-	wg.Wait()
-	select {
-	case err := <-errs:
-		runErr = errors.Join(runErr, err)
-	default:
-	}
+	wdWG.Wait()
 	a.drain()
 	stopPub()
 	<-pubDone
 	a.log.Info("hazmon stopped")
 	return runErr
+}
+
+// watchdog pings systemd's watchdog at half its interval while the safety
+// loop is alive (it ticks every TickEvery); a hung safety loop stops the
+// pings and systemd restarts the agent.
+func (a *App) watchdog(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if time.Since(a.current().safety.lastTick()) < interval/2 {
+				if err := sdnotify.Watchdog(); err != nil && a.errLog.allow() {
+					a.log.Warn("sd_notify watchdog", "err", err)
+				}
+			}
+		}
+	}
 }
 
 // drain gives the publisher up to DrainTimeout to send what is buffered.
@@ -279,11 +227,11 @@ func (a *App) drain() {
 	}
 }
 
-// record is called by the pollers with every reading: it is buffered for
-// publishing and becomes the sensor's current value. It never blocks on
-// the disk or the network.
-func (a *App) record(r reading.Reading) {
-	r.Status = a.safety.apply(r)
+// record is called by g's sources with every reading: the safety path
+// sets its status, then it is buffered for publishing and becomes the
+// sensor's current value. It never blocks on the disk or the network.
+func (a *App) record(g *graph, r reading.Reading) {
+	r.Status = g.safety.apply(r)
 	a.ctl.observe(r) // last value for the control socket (control.go)
 	c := contract.FromReading(r)
 	a.pub.UpdateCurrent(c)
@@ -302,7 +250,7 @@ func (a *App) appendDone(err error) {
 	}
 	n := a.appendErrs.Add(1)
 	if a.errLog.allow() {
-		a.log.Error("buffer: reading not stored", "err", err, "total_lost", n)
+		a.log.Error("buffer: record not stored", "err", err, "total_lost", n)
 	}
 }
 
@@ -347,3 +295,6 @@ func (r *rateLimit) allow() bool {
 	r.last = now
 	return true
 }
+
+// errSourceFailed wraps a source's fatal error.
+var errSourceFailed = errors.New("source failed")

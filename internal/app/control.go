@@ -8,27 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/actuate"
 	"github.com/hazmon/hazmon/internal/buildinfo"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/reading"
 )
-
-// ControlHooks connect the control socket to agent parts wired in New. A
-// nil hook makes its function answer control.ErrUnavailable ("not
-// available"), so the socket works before every part is in.
-type ControlHooks struct {
-	// Outputs returns every configured output's state (actuate.Manager.State).
-	Outputs func() []control.OutputStatus
-	// OutputTest pulses an output for d and reports the feed response.
-	OutputTest func(ctx context.Context, name string, d time.Duration) (control.OutputTestResult, error)
-	// Calibrate flags a sensor as under calibration until the given time
-	// (zero: end now), e.g. rules.Engine.SetCalibrating run on the engine's
-	// goroutine. known is false for a sensor without rules.
-	Calibrate func(sensor string, until time.Time) (known bool, err error)
-	// Reload re-reads and applies the config file (App.Reload).
-	Reload func(ctx context.Context) (control.ReloadResult, error)
-}
 
 // controlState is what the control socket needs beyond the App's parts:
 // the agent state, the start time and each sensor's last reading.
@@ -37,7 +22,6 @@ type controlState struct {
 	state   string
 	started time.Time
 	last    map[string]reading.Reading
-	hooks   ControlHooks
 }
 
 func (c *controlState) setState(s string) {
@@ -56,19 +40,6 @@ func (c *controlState) observe(r reading.Reading) {
 	c.mu.Unlock()
 }
 
-// SetControlHooks installs the hooks; call it before Run.
-func (a *App) SetControlHooks(h ControlHooks) {
-	a.ctl.mu.Lock()
-	a.ctl.hooks = h
-	a.ctl.mu.Unlock()
-}
-
-func (a *App) hooks() ControlHooks {
-	a.ctl.mu.Lock()
-	defer a.ctl.mu.Unlock()
-	return a.ctl.hooks
-}
-
 // startControl brings the control socket up (answering "starting") and
 // returns the function that stops it and waits. A socket that cannot be
 // created is logged, not fatal: monitoring goes on without it.
@@ -77,7 +48,7 @@ func (a *App) startControl(ctx context.Context) (stop func()) {
 	a.ctl.state = control.StateStarting
 	a.ctl.started = time.Now()
 	a.ctl.mu.Unlock()
-	path := a.cfg.Control.Socket
+	path := a.current().cfg.Control.Socket
 	if path == "" {
 		path = control.DefaultSocket
 	}
@@ -103,23 +74,18 @@ type controlBackend App
 
 var _ control.Backend = (*controlBackend)(nil)
 
-// alarmStatuses are the reading statuses that count as an active alarm.
-var alarmStatuses = map[reading.Status]bool{
-	reading.StatusAlarm: true, reading.StatusAlarm2: true, reading.StatusCutoff: true,
-	reading.StatusBlue: true, reading.StatusYellow: true, reading.StatusOrange: true, reading.StatusRed: true,
-}
-
 // Status implements control.Backend.
 func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 	a := (*App)(b)
+	g := a.current()
 	now := time.Now()
 	a.ctl.mu.Lock()
 	st := control.Status{
-		State: a.ctl.state, Version: buildinfo.Version(), Agent: a.cfg.Agent.ID, Site: a.cfg.Agent.Site,
+		State: a.ctl.state, Version: buildinfo.Version(), Agent: g.cfg.Agent.ID, Site: g.cfg.Agent.Site,
 		ConfigPath: a.opts.ConfigPath, NowTS: now.UnixMilli(), StartedTS: a.ctl.started.UnixMilli(),
 		UptimeS: now.Sub(a.ctl.started).Seconds(),
 	}
-	for _, s := range a.cfg.Sensors {
+	for _, s := range g.cfg.Sensors {
 		ss := control.SensorStatus{ID: s.ID, Type: s.Type, Bus: s.Bus, Unit: s.Unit, AgeS: -1}
 		if r, ok := a.ctl.last[s.ID]; ok {
 			ss.Status, ss.Error, ss.TS = string(r.Status), r.Err, r.Time.UnixMilli()
@@ -128,18 +94,13 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 				v := r.Value
 				ss.Value = &v
 			}
-			if alarmStatuses[r.Status] {
-				st.Alarms = append(st.Alarms, control.ActiveAlarm{Sensor: s.ID, Level: ss.Status, Value: ss.Value, Unit: s.Unit, TS: ss.TS})
-			}
 		}
 		st.Sensors = append(st.Sensors, ss)
 	}
-	hooks := a.ctl.hooks
 	a.ctl.mu.Unlock()
 
-	for i, p := range a.pollers {
-		bus := a.cfg.Buses[i] // pollers are built in config order
-		bs := p.Stats()
+	for _, bus := range g.cfg.Buses {
+		bs := g.pollers[bus.Name].Stats()
 		addr := bus.Address
 		if bus.Protocol == "rtu" {
 			addr = bus.Device
@@ -160,15 +121,34 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 	} else {
 		st.Buffer = control.BufferStats{Path: a.store.Path(), OldestAgeS: -1}
 	}
-	if hooks.Outputs != nil {
-		st.Outputs = hooks.Outputs()
-	} else {
-		for _, o := range a.cfg.Outputs {
-			st.Outputs = append(st.Outputs, control.OutputStatus{Name: o.Name, State: "unknown", Feed: o.Feed,
-				Detail: "outputs manager not wired"})
+	if g.outs != nil {
+		for _, o := range g.outs.State() {
+			os := control.OutputStatus{Name: o.Name, State: "on", Feed: o.Feed}
+			if o.Cut {
+				os.State = "cut"
+			}
+			switch {
+			case o.FeedAbnormal:
+				os.Detail = "feed abnormal: " + o.FeedReason
+			case o.LastError != "":
+				os.Detail = "not confirmed: " + o.LastError
+			case !o.Settled:
+				os.Detail = "switching"
+			}
+			st.Outputs = append(st.Outputs, os)
 		}
 	}
-	sort.SliceStable(st.Alarms, func(i, j int) bool { return st.Alarms[i].Sensor < st.Alarms[j].Sensor })
+	units := map[string]string{}
+	for _, s := range g.cfg.Sensors {
+		units[s.ID] = s.Unit
+	}
+	for _, al := range g.safety.activeAlarms() {
+		st.Alarms = append(st.Alarms, control.ActiveAlarm{Sensor: al.Sensor, Level: al.Level, Value: al.Value, Unit: units[al.Sensor], TS: al.TS})
+	}
+	sort.Slice(st.Alarms, func(i, j int) bool {
+		x, y := st.Alarms[i], st.Alarms[j]
+		return x.Sensor < y.Sensor || (x.Sensor == y.Sensor && x.Level < y.Level)
+	})
 	return st, nil
 }
 
@@ -178,10 +158,8 @@ func (b *controlBackend) Probe(ctx context.Context, req control.ProbeRequest) (c
 	if err := control.CheckProbe(req); err != nil {
 		return control.ProbeResult{}, err
 	}
-	for i, p := range a.pollers {
-		if a.cfg.Buses[i].Name != req.Bus {
-			continue
-		}
+	g := a.current()
+	if p, ok := g.pollers[req.Bus]; ok {
 		start := time.Now()
 		data, err := p.Read(ctx, byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
 		if err != nil {
@@ -194,7 +172,7 @@ func (b *controlBackend) Probe(ctx context.Context, req control.ProbeRequest) (c
 		}
 		return res, nil
 	}
-	return control.ProbeResult{}, fmt.Errorf("%w: bus %q is not in the agent's config (buses: %s)", control.ErrNotFound, req.Bus, busNames(a.cfg))
+	return control.ProbeResult{}, fmt.Errorf("%w: bus %q is not in the agent's config (buses: %s)", control.ErrNotFound, req.Bus, busNames(g.cfg))
 }
 
 func busNames(c *config.Config) string {
@@ -208,12 +186,18 @@ func busNames(c *config.Config) string {
 	return s
 }
 
-// OutputTest implements control.Backend through ControlHooks.OutputTest.
+// OutputTest implements control.Backend: the output is cut for d (a test
+// only cuts power that is on), the feed response is read, and the output
+// goes back to what the rules demand.
 func (b *controlBackend) OutputTest(ctx context.Context, name string, d time.Duration) (control.OutputTestResult, error) {
 	a := (*App)(b)
+	g := a.current()
 	known := false
-	for _, o := range a.cfg.Outputs {
-		known = known || o.Name == name
+	var feed string
+	for _, o := range g.cfg.Outputs {
+		if o.Name == name {
+			known, feed = true, o.Feed
+		}
 	}
 	if !known {
 		return control.OutputTestResult{}, fmt.Errorf("%w: output %q is not configured", control.ErrNotFound, name)
@@ -221,19 +205,70 @@ func (b *controlBackend) OutputTest(ctx context.Context, name string, d time.Dur
 	if d <= 0 || d > 10*time.Minute {
 		return control.OutputTestResult{}, fmt.Errorf("%w: test duration %s (want 0 < d <= 10m)", control.ErrInvalid, d)
 	}
-	h := a.hooks()
-	if h.OutputTest == nil {
-		return control.OutputTestResult{}, fmt.Errorf("output test: %w in this agent build (outputs manager not wired)", control.ErrUnavailable)
+	release, err := g.safety.testCut(name)
+	if err != nil {
+		return control.OutputTestResult{}, fmt.Errorf("%w: output test: %v", control.ErrInvalid, err)
 	}
-	a.log.Warn("output test started from the control socket", "output", name, "for", d)
-	return h.OutputTest(ctx, name, d)
+	a.log.Warn("output test: cut from the control socket", "output", name, "for", d)
+	start := time.Now()
+	res := control.OutputTestResult{Name: name, Action: "cut", Feed: feed}
+	var absentAfter time.Duration = -1
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for time.Since(start) < d {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-t.C:
+			if feed != "" && absentAfter < 0 {
+				if o, ok := outputState(g, name); ok && o.FeedValid && !o.FeedPresent {
+					absentAfter = time.Since(start)
+				}
+			}
+		}
+	}
+	res.HeldS = time.Since(start).Seconds()
+	release()
+	if feed != "" {
+		ok := absentAfter >= 0
+		res.FeedOK = &ok
+		if ok {
+			res.FeedResponse = fmt.Sprintf("power absent after %.2f s", absentAfter.Seconds())
+		} else {
+			res.FeedResponse = "power still present: feed did not follow the cut"
+		}
+	} else {
+		res.FeedResponse = "no feed sensor configured"
+	}
+	res.Final = "on"
+	if o, ok := outputState(g, name); ok && o.Cut {
+		res.Final = "cut"
+	}
+	a.log.Warn("output test ended", "output", name, "feed", res.FeedResponse, "final", res.Final)
+	return res, ctx.Err()
 }
 
-// Calibrate implements control.Backend through ControlHooks.Calibrate.
+func outputState(g *graph, name string) (actuate.OutputState, bool) {
+	if g.outs == nil {
+		return actuate.OutputState{}, false
+	}
+	for _, o := range g.outs.State() {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return actuate.OutputState{}, false
+}
+
+// Calibrate implements control.Backend: the sensor's readings and alarms
+// carry calibrating until the end (d <= 0 ends it now); actuation goes on,
+// since testing the cut-off is part of calibration.
 func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Duration) (control.CalibrateResult, error) {
 	a := (*App)(b)
+	g := a.current()
 	known := false
-	for _, s := range a.cfg.Sensors {
+	for _, s := range g.cfg.Sensors {
 		known = known || s.ID == sensor
 	}
 	if !known {
@@ -242,19 +277,11 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 	if d > 24*time.Hour {
 		return control.CalibrateResult{}, fmt.Errorf("%w: calibration of %s (at most 24h)", control.ErrInvalid, d)
 	}
-	h := a.hooks()
-	if h.Calibrate == nil {
-		return control.CalibrateResult{}, fmt.Errorf("calibrate: %w in this agent build (rules engine not wired)", control.ErrUnavailable)
-	}
 	var until time.Time
 	if d > 0 {
 		until = time.Now().Add(d)
 	}
-	ok, err := h.Calibrate(sensor, until)
-	if err != nil {
-		return control.CalibrateResult{}, fmt.Errorf("calibrate %s: %w", sensor, err)
-	}
-	if !ok {
+	if !g.safety.setCalibrating(sensor, until) {
 		return control.CalibrateResult{}, fmt.Errorf("%w: sensor %s has no safety rules to calibrate", control.ErrNotFound, sensor)
 	}
 	a.log.Info("calibration set from the control socket", "sensor", sensor, "until", until)
@@ -265,13 +292,14 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 	return res, nil
 }
 
-// Reload implements control.Backend through ControlHooks.Reload.
+// Reload implements control.Backend: App.Reload of the config file.
 func (b *controlBackend) Reload(ctx context.Context) (control.ReloadResult, error) {
-	h := (*App)(b).hooks()
-	if h.Reload == nil {
-		return control.ReloadResult{}, fmt.Errorf("reload: %w in this agent build (restart the service instead)", control.ErrUnavailable)
+	a := (*App)(b)
+	warnings, err := a.Reload(ctx)
+	if err != nil {
+		return control.ReloadResult{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
 	}
-	return h.Reload(ctx)
+	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Warnings: warnings}, nil
 }
 
 // BufferStats implements control.Backend.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -266,11 +267,21 @@ func loadConfig(t *testing.T, yaml string) *config.Config {
 // it is also called at cleanup.
 func runApp(t *testing.T, cfg *config.Config) (a *App, stop func() error) {
 	t.Helper()
+	return runAppFile(t, cfg, "")
+}
+
+// runAppFile is runApp with the config file path Reload re-reads. Each
+// agent gets its own control socket in a temp dir.
+func runAppFile(t *testing.T, cfg *config.Config, path string) (a *App, stop func() error) {
+	t.Helper()
+	if cfg.Control.Socket == config.DefaultSocket {
+		cfg.Control.Socket = filepath.Join(t.TempDir(), "hazmon.sock")
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	a, err := New(cfg, Options{Logger: log})
+	a, err := New(cfg, Options{Logger: log, ConfigPath: path})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/actuate"
@@ -37,13 +39,16 @@ type safety struct {
 	outs   outputs // nil: no outputs configured
 	alarm  func(contract.Alarm)
 
+	ticked atomic.Int64    // unix ns of the last tick, for the systemd watchdog
+	held   map[string]bool // outputs under an output test: restores wait for its end
+
 	amu    sync.Mutex                // guards raised and active
 	raised map[string]int64          // "sensor/level" → raise time (ms) of the active alarm, for alarm_id
 	active map[string]contract.Alarm // active alarms, for status
 }
 
 func newSafety(engine *rules.Engine, outs outputs, alarm func(contract.Alarm)) *safety {
-	return &safety{engine: engine, outs: outs, alarm: alarm,
+	return &safety{engine: engine, outs: outs, alarm: alarm, held: map[string]bool{},
 		raised: map[string]int64{}, active: map[string]contract.Alarm{}}
 }
 
@@ -64,7 +69,11 @@ func (s *safety) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.effects(s.engine.Tick(time.Now()))
+	s.ticked.Store(time.Now().UnixNano())
 }
+
+// lastTick is when the safety loop last ran.
+func (s *safety) lastTick() time.Time { return time.Unix(0, s.ticked.Load()) }
 
 // run ticks the engine until ctx ends.
 func (s *safety) run(ctx context.Context) {
@@ -80,6 +89,38 @@ func (s *safety) run(ctx context.Context) {
 	}
 }
 
+// testCut cuts output name for an output test and holds every restore of
+// it until release is called, which puts back what the rules demand. A
+// test may only cut: it refuses an output the rules (or start-up) keep cut,
+// since restoring power against a rule is never a test.
+func (s *safety) testCut(name string) (release func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outs == nil {
+		return nil, fmt.Errorf("no outputs are running")
+	}
+	if s.held[name] {
+		return nil, fmt.Errorf("output %s is already under test", name)
+	}
+	if cut, known := s.engine.Cut(name); !known {
+		return nil, fmt.Errorf("no rule controls output %s", name)
+	} else if cut {
+		return nil, fmt.Errorf("output %s is cut by its rules (or has not read every controlling sensor yet): a test only cuts power that is on", name)
+	}
+	s.held[name] = true
+	s.outs.Apply([]rules.Change{{Output: name, Cut: true, Time: time.Now()}})
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.held, name)
+		if s.outs == nil {
+			return
+		}
+		cut, _ := s.engine.Cut(name)
+		s.outs.Apply([]rules.Change{{Output: name, Cut: cut, Time: time.Now()}})
+	}, nil
+}
+
 // setCalibrating marks a sensor as under calibration until the given time.
 func (s *safety) setCalibrating(sensor string, until time.Time) bool {
 	s.mu.Lock()
@@ -90,7 +131,16 @@ func (s *safety) setCalibrating(sensor string, until time.Time) bool {
 // effects hands output changes to the actuators first, then queues alarms.
 func (s *safety) effects(fx rules.Effects) {
 	if s.outs != nil && len(fx.Changes) > 0 {
-		s.outs.Apply(fx.Changes)
+		changes := fx.Changes
+		if len(s.held) > 0 {
+			changes = changes[:0:0]
+			for _, c := range fx.Changes {
+				if !(s.held[c.Output] && !c.Cut) {
+					changes = append(changes, c)
+				}
+			}
+		}
+		s.outs.Apply(changes)
 	}
 	for _, ev := range fx.Events {
 		a := contract.Alarm{

@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/hazmon/hazmon/internal/app"
 	"github.com/hazmon/hazmon/internal/config"
@@ -41,7 +45,29 @@ func newRun(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.Run(cmd.Context())
+			// SIGHUP (systemctl reload) re-reads the file; a bad file is
+			// rejected in the log and the running config stays.
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						_, _ = a.Reload(ctx) // logged by Reload
+					}
+				}
+			}()
+			err = a.Run(ctx)
+			stop()
+			<-done
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")

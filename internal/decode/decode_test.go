@@ -3,8 +3,8 @@ package decode
 import (
 	"errors"
 	"math"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hazmon/hazmon/internal/config"
