@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,13 +25,9 @@ func newRun(stderr io.Writer) *cobra.Command {
 			"  hazmon run --config configs/demo.yaml",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := config.Load(path)
-			var ce *config.Error
-			if errors.As(err, &ce) {
-				for _, p := range ce.Problems {
-					fmt.Fprintln(stderr, "error:", p.Error())
-				}
-				return fmt.Errorf("%s: %d config error(s), not starting", path, len(ce.Problems))
+			l, n, err := loadConfig(path, stderr)
+			if n > 0 {
+				return fmt.Errorf("%s: %d config error(s), not starting", path, n)
 			}
 			if err != nil {
 				return err

@@ -20,13 +20,9 @@ func newValidate(stdout, stderr io.Writer) *cobra.Command {
 			"  hazmon validate --config configs/demo.yaml",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := config.Load(path)
-			var ce *config.Error
-			if errors.As(err, &ce) {
-				for _, p := range ce.Problems {
-					fmt.Fprintln(stderr, "error:", p.Error())
-				}
-				fmt.Fprintf(stderr, "%s: %d error(s)\n", path, len(ce.Problems))
+			l, n, err := loadConfig(path, stderr)
+			if n > 0 {
+				fmt.Fprintf(stderr, "%s: %d error(s)\n", path, n)
 				return exitError{1}
 			}
 			if err != nil {
@@ -42,4 +38,18 @@ func newValidate(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")
 	return cmd
+}
+
+// loadConfig loads path, printing each problem of an invalid file to w as
+// "error: file:line: key: message"; n is how many there were.
+func loadConfig(path string, w io.Writer) (l *config.Loaded, n int, err error) {
+	l, err = config.Load(path)
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			fmt.Fprintln(w, "error:", p.Error())
+		}
+		return nil, len(ce.Problems), err
+	}
+	return l, 0, err
 }
