@@ -422,24 +422,42 @@ func TestOutputCalibrateReload_ThroughAgent(t *testing.T) {
 	}
 	mustContain(t, "unknown sensor", errs, `sensor "NOPE-1" is not configured`)
 
-	// The known sensor: either the agent flags it, or says the rules
-	// engine is not wired; never a silent success.
 	code, out, errs := hz(t, "", "calibrate", "CH4-101", "--for", "10m", "--socket", ag.socket)
-	if code == 0 {
-		mustContain(t, "calibrate", out, "CH4-101: under calibration until")
-		code, out, _ = hz(t, "", "calibrate", "CH4-101", "--stop", "--socket", ag.socket)
-		if code != 0 || !strings.Contains(out, "CH4-101: calibration ended") {
-			t.Errorf("calibrate --stop: exit %d, %q", code, out)
-		}
-	} else {
-		mustContain(t, "calibrate", errs, "not available")
+	if code != 0 {
+		t.Fatalf("calibrate: exit %d, %q", code, errs)
+	}
+	mustContain(t, "calibrate", out, "CH4-101: under calibration until")
+	waitFor(t, "CH4-101 reads as calibrating", func() bool {
+		st, err := control.NewClient(ag.socket).Status(context.Background())
+		return err == nil && len(st.Sensors) > 0 && st.Sensors[0].Status == "calibrating"
+	})
+	code, out, _ = hz(t, "", "calibrate", "CH4-101", "--stop", "--socket", ag.socket)
+	if code != 0 || !strings.Contains(out, "CH4-101: calibration ended") {
+		t.Errorf("calibrate --stop: exit %d, %q", code, out)
 	}
 
 	code, out, errs = hz(t, "", "reload", "--socket", ag.socket)
+	if code != 0 {
+		t.Fatalf("reload of an unchanged file: exit %d, %q", code, errs)
+	}
+	mustContain(t, "reload", out, "reloaded "+ag.cfgPath)
+
+	// A broken file is refused with its error located; the agent keeps running.
+	good, err := os.ReadFile(ag.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "interval: 200ms, range: [0, 4]", "interval: 200ms, range: [0, 4], colour: red", 1)
+	if err := os.WriteFile(ag.cfgPath, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = hz(t, "", "reload", "--socket", ag.socket)
 	if code == 0 {
-		mustContain(t, "reload", out, "reloaded "+ag.cfgPath)
-	} else {
-		mustContain(t, "reload", errs, "reload refused, the running config stays")
+		t.Fatal("reload of a broken file succeeded")
+	}
+	mustContain(t, "bad reload", errs, "the running config stays", `sensors[0].colour: unknown key "colour"`)
+	if st, err := control.NewClient(ag.socket).Status(context.Background()); err != nil || st.State != "running" {
+		t.Fatalf("after a bad reload: %v, %+v", err, st.State)
 	}
 }
 
