@@ -171,7 +171,8 @@ func contains(xs []int, x int) bool {
 func quantise(x, res float64) float64 { return math.Round(x / res) }
 
 // Apply evaluates one reading at engine time now and returns the sensor's
-// status and what changed. The status is fault for an invalid reading,
+// status and what changed. The status is fault for an invalid reading
+// (or one whose value is NaN or infinite),
 // else calibrating while the sensor is under calibration, else the highest
 // active level (normal if none). A reading of a sensor without rules gets
 // normal or fault and no effects. Effects' slices are valid until the next
@@ -180,17 +181,22 @@ func (e *Engine) Apply(r reading.Reading, now time.Time) (reading.Status, Effect
 	e.reset()
 	si, ok := e.bySensor[r.Sensor]
 	if !ok {
-		if r.Valid() {
+		if r.Valid() && !math.IsNaN(r.Value) && !math.IsInf(r.Value, 0) {
 			return reading.StatusNormal, e.fx
 		}
 		return reading.StatusFault, e.fx
 	}
 	s := &e.sensors[si]
 	s.lastSeen = now
-	if r.Valid() {
-		e.valid(s, r.Value, now)
-	} else {
+	switch {
+	case !r.Valid():
 		e.fault(s, r.Err, now)
+	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		// Never a number crossing a limit (field case D6): a NaN or an
+		// infinity is a sensor fault even if the reading claims a value.
+		e.fault(s, "non-finite value", now)
+	default:
+		e.valid(s, r.Value, now)
 	}
 	e.settle(s, now)
 	return s.status, e.fx
