@@ -223,7 +223,7 @@ func startAgent(t *testing.T, cfg string) *agentProc {
 	t.Cleanup(func() {
 		a.kill()
 		if t.Failed() {
-			t.Logf("agent log (tail):\n%s", tail(a.log.String(), 40))
+			t.Logf("agent log (tail, without eviction lines):\n%s", tail(withoutMsg(a.log.String(), "buffer evicted records"), 40))
 		}
 	})
 	deadline := time.Now().Add(wait)
@@ -553,4 +553,15 @@ func fileReadings(t *testing.T, path string) map[key]bool {
 		t.Fatalf("buffer file %s: %v", path, err)
 	}
 	return out
+}
+
+// withoutMsg drops the log lines carrying msg (repetitive ones).
+func withoutMsg(log, msg string) string {
+	var keep []string
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, `"msg":"`+msg+`"`) {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
