@@ -46,8 +46,11 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./internal/config
 	$(GO) test -run XXX -fuzz FuzzSpecRegisters -fuzztime 30s ./internal/decode
 
-bench: ## benchmarks, printed as ratios against a baseline measured in the same run
-	$(GO) test -run XXX -bench . -benchmem ./...
+bench: ## benchmarks as ratios to baselines measured in the same run, then the agent-vs-wire table (~2 min)
+	@scripts/deps.sh --check
+	$(GO) test -run XXX -bench . -benchmem ./internal/decode ./internal/rules ./internal/modbus ./internal/actuate ./internal/app
+	$(GO) test -run XXX -bench 'Ingest|Drain' -benchmem ./internal/store ./internal/publish
+	HAZMON_BENCH=1 $(GO) test -count=1 -run TestBenchTable -v -timeout 10m ./internal/bench
 
 install: build ## install on this machine as root: binary, user, config, unit (scripts/install.sh)
 	scripts/install.sh --binary bin/hazmon

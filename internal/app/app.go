@@ -158,6 +158,11 @@ func (a *App) Run(ctx context.Context) error {
 	a.gmu.Unlock()
 
 	var wdWG sync.WaitGroup
+	wdWG.Add(1)
+	go func() { // a wall-clock step (NTP on a board without RTC) becomes a clock_step event
+		defer wdWG.Done()
+		ClockWatch{Report: a.event}.Run(srcCtx)
+	}()
 	if d, ok := sdnotify.WatchdogInterval(); ok {
 		wdWG.Add(1)
 		go func() { defer wdWG.Done(); a.watchdog(srcCtx, d) }()

@@ -39,6 +39,12 @@ type MQTT struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"` // default 10s
 	PublishTimeout Duration `yaml:"publish_timeout"` // wait for a PUBACK; default 10s
 	BatchMax       int      `yaml:"batch_max"`       // max readings in one telemetry message; default 200
+	// WindowBytes bounds the payload bytes waiting for a PUBACK (default
+	// 64 KiB); RateBytes caps the bytes per second of a backlog replay
+	// (0 = unlimited): set it below a slow uplink's capacity so keepalive
+	// pings are never starved.
+	WindowBytes int `yaml:"window_bytes"`
+	RateBytes   int `yaml:"rate_bytes"`
 }
 
 // TLS configures a secured broker link. Server verification is on unless

@@ -193,6 +193,12 @@ func (c *Config) validate() (errs, warns []violation) {
 	if c.MQTT.BatchMax < 1 || c.MQTT.BatchMax > 10000 {
 		k.errf("mqtt.batch_max", "%d is outside 1..10000", c.MQTT.BatchMax)
 	}
+	if c.MQTT.WindowBytes < 0 {
+		k.errf("mqtt.window_bytes", "must not be negative")
+	}
+	if c.MQTT.RateBytes < 0 {
+		k.errf("mqtt.rate_bytes", "must not be negative (0 = unlimited)")
+	}
 	if c.MQTT.KeepAlive.D() < time.Second {
 		k.errf("mqtt.keepalive", "%s is too short (at least 1s)", c.MQTT.KeepAlive)
 	}

@@ -124,7 +124,7 @@ func OptionsFromConfig(m config.MQTT, a config.Agent, version string, sensors []
 		Brokers: m.Brokers, ClientID: m.ClientID, Username: m.Username, PasswordFile: m.PasswordFile,
 		TopicPrefix: m.TopicPrefix, Site: a.Site, Agent: a.ID, Version: version, Sensors: sensors,
 		KeepAlive: m.KeepAlive.D(), ConnectTimeout: m.ConnectTimeout.D(), PublishTimeout: m.PublishTimeout.D(),
-		BatchMax: m.BatchMax,
+		BatchMax: m.BatchMax, WindowBytes: m.WindowBytes, RateBytes: m.RateBytes,
 	}
 	if m.TLS != (config.TLS{}) || anyTLS(m.Brokers) {
 		t, err := TLSConfig(m.TLS)
