@@ -15,6 +15,10 @@ import (
 )
 
 // Eviction reasons carried in the data_loss event.
+// EvictLogEvery bounds how often evictions are logged during a sustained
+// overflow (every one is counted in the data_loss event regardless).
+const EvictLogEvery = 10 * time.Second
+
 const (
 	ReasonBufferFull = "buffer_full" // MaxBytes reached: oldest records dropped
 	ReasonMaxAge     = "max_age"     // records older than MaxAge dropped
@@ -138,8 +142,15 @@ func (s *Store) evictLocked(tx *bolt.Tx) (evicted int64, err error) {
 			return 0, err
 		}
 		bytes += int64(keyLen + len(v))
-		s.log.Warn("buffer evicted records", "reason", l.reason, "records", n, "detail", strings.Join(detail, " "),
-			"from", time.UnixMilli(l.t.from).UTC(), "to", time.UnixMilli(l.t.to).UTC())
+		// A sustained overflow evicts on every commit: warn at most once
+		// per EvictLogEvery, with the count since the last warning. Every
+		// record is still counted in the data_loss event.
+		s.evictUnlogged += n
+		if now := time.Now(); now.Sub(s.evictLogAt) >= EvictLogEvery {
+			s.log.Warn("buffer evicted records", "reason", l.reason, "records", s.evictUnlogged, "detail", strings.Join(detail, " "),
+				"from", time.UnixMilli(l.t.from).UTC(), "to", time.UnixMilli(l.t.to).UTC())
+			s.evictLogAt, s.evictUnlogged = now, 0
+		}
 	}
 	putU64(meta, keyBytes, uint64(max(0, bytes)))
 	return evicted, nil

@@ -192,6 +192,8 @@ type Store struct {
 
 	compactReq    chan struct{} // Ack asks the writer to consider a compaction
 	lastCompacted int64         // file size right after the last compaction (writer only)
+	evictLogAt    time.Time     // last eviction warning (writer only): at most one per EvictLogEvery
+	evictUnlogged int64         // records evicted since that warning (writer only)
 	free          freeCache
 }
 
