@@ -39,6 +39,7 @@ func (a *App) build(cfg *config.Config) (*graph, error) {
 	}
 	g := &graph{cfg: cfg, pollers: map[string]*modbus.Poller{}}
 	g.safety = newSafety(engine, nil, a.queueAlarm)
+	g.safety.setGroups(cfg.WarningGroups)
 	emit := func(r reading.Reading) { a.record(g, r) }
 	buses := map[string]actuate.CoilBus{}
 	for _, b := range cfg.Buses {

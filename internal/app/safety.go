@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hazmon/hazmon/internal/actuate"
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/reading"
 	"github.com/hazmon/hazmon/internal/rules"
@@ -39,8 +40,10 @@ type safety struct {
 	outs   outputs // nil: no outputs configured
 	alarm  func(contract.Alarm)
 
-	ticked atomic.Int64    // unix ns of the last tick, for the systemd watchdog
-	held   map[string]bool // outputs under an output test: restores wait for its end
+	ticked   atomic.Int64 // unix ns of the last tick, for the systemd watchdog
+	groups   []warningGroup
+	memberOf map[string][]int // sensor → indexes into groups
+	held     map[string]bool  // outputs under an output test: restores wait for its end
 
 	amu    sync.Mutex                // guards raised and active
 	raised map[string]int64          // "sensor/level" → raise time (ms) of the active alarm, for alarm_id
@@ -59,8 +62,12 @@ func (s *safety) apply(r reading.Reading) reading.Status {
 	if s.outs != nil && r.Type == "digital" {
 		s.outs.FeedReading(r)
 	}
-	status, fx := s.engine.Apply(r, time.Now())
+	now := time.Now()
+	status, fx := s.engine.Apply(r, now)
 	s.effects(fx)
+	for _, gi := range s.memberOf[r.Sensor] {
+		s.aggregate(gi, now)
+	}
 	return status
 }
 
@@ -68,8 +75,56 @@ func (s *safety) apply(r reading.Reading) reading.Status {
 func (s *safety) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.effects(s.engine.Tick(time.Now()))
-	s.ticked.Store(time.Now().UnixNano())
+	now := time.Now()
+	s.effects(s.engine.Tick(now))
+	for gi := range s.groups {
+		s.aggregate(gi, now)
+	}
+	s.ticked.Store(now.UnixNano())
+}
+
+// warningGroup is a tailings pond's set of monitoring items whose colour
+// warnings combine (rules.AggregateWarning) into the group's warning.
+type warningGroup struct {
+	name    string
+	members []string
+	levels  []rules.Level // scratch, one per member
+	level   rules.Level   // current aggregated warning
+}
+
+// setGroups installs the warning groups of the config.
+func (s *safety) setGroups(gs []config.WarningGroup) {
+	s.memberOf = map[string][]int{}
+	for i, g := range gs {
+		s.groups = append(s.groups, warningGroup{name: g.Name, members: g.Sensors,
+			levels: make([]rules.Level, len(g.Sensors)), level: rules.LevelNormal})
+		for _, m := range g.Sensors {
+			s.memberOf[m] = append(s.memberOf[m], i)
+		}
+	}
+}
+
+// aggregate recomputes group gi's warning and, when it changes, clears the
+// old level's alarm and raises the new one (sensor = the group's name).
+// A member under calibration or in fault does not count.
+func (s *safety) aggregate(gi int, now time.Time) {
+	g := &s.groups[gi]
+	for i, m := range g.members {
+		st, _ := s.engine.Status(m)
+		g.levels[i] = rules.Level(st)
+	}
+	next := rules.AggregateWarning(g.levels)
+	if next == g.level {
+		return
+	}
+	ts := now.UnixMilli()
+	if g.level != rules.LevelNormal {
+		s.emit(contract.Alarm{Sensor: g.name, Level: string(g.level), State: rules.StateCleared, TS: ts, Outputs: []string{}})
+	}
+	if next != rules.LevelNormal {
+		s.emit(contract.Alarm{Sensor: g.name, Level: string(next), State: rules.StateRaised, TS: ts, Outputs: []string{}})
+	}
+	g.level = next
 }
 
 // lastTick is when the safety loop last ran.

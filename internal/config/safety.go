@@ -181,6 +181,38 @@ func (c *Config) validateSafety(k *checker) {
 		}
 	}
 
+	groups := map[string]int{}
+	for i, g := range c.WarningGroups {
+		p := fmt.Sprintf("warning_groups[%d]", i)
+		if g.Name == "" {
+			k.errf(p+".name", "required")
+		} else if j, dup := groups[g.Name]; dup {
+			k.errf(p+".name", "%q is already used by warning_groups[%d]", g.Name, j)
+		} else if _, clash := sensors[g.Name]; clash {
+			k.errf(p+".name", "%q is a sensor id: a group's alarms would be mistaken for the sensor's", g.Name)
+		} else {
+			groups[g.Name] = i
+			k.id(p+".name", g.Name)
+		}
+		if len(g.Sensors) < 2 {
+			k.errf(p+".sensors", "a warning group combines at least 2 sensors")
+		}
+		seen := map[string]bool{}
+		for j, id := range g.Sensors {
+			sp := fmt.Sprintf("%s.sensors[%d]", p, j)
+			s, ok := sensors[id]
+			switch {
+			case !ok:
+				k.errf(sp, "%q is not a sensor", id)
+			case seen[id]:
+				k.errf(sp, "%q is listed twice", id)
+			case !hasColourRule(*s):
+				k.warnf(sp, "%q has no blue/yellow/orange/red rule: it never counts", id)
+			}
+			seen[id] = true
+		}
+	}
+
 	for i, s := range c.Sensors {
 		p := fmt.Sprintf("sensors[%d]", i)
 		for j, r := range s.Rules {
@@ -367,4 +399,13 @@ func (c *Config) checkLEL(k *checker, p string, s Sensor) {
 			}
 		}
 	}
+}
+
+func hasColourRule(s Sensor) bool {
+	for _, r := range s.Rules {
+		if oneOf(r.Level, "blue", "yellow", "orange", "red") {
+			return true
+		}
+	}
+	return false
 }

@@ -142,3 +142,35 @@ func TestSafety_UnusedOutputWarns(t *testing.T) {
 		t.Fatalf("warnings = %v", l.Warnings)
 	}
 }
+
+func TestSafety_WarningGroups(t *testing.T) {
+	base := `agent: {id: gw-01, site: tsf-1}
+mqtt: {brokers: ["tcp://127.0.0.1:1883"]}
+buses: [{name: b, protocol: tcp, address: "127.0.0.1:502"}]
+sensors:
+  - {id: LVL, type: water_level, bus: b, slave: 1, table: holding, address: 0, scale: 0.01, unit: m, range: [0, 100],
+     rules: [{level: blue, above: 10}, {level: yellow, above: 11}]}
+  - {id: PHR, type: saturation_line, bus: b, slave: 1, table: holding, address: 1, scale: 0.01, unit: m, range: [0, 40],
+     rules: [{level: blue, below: 12}]}
+  - {id: RAIN, type: rain, bus: b, slave: 1, table: holding, address: 2, unit: mm, range: [0, 500]}
+warning_groups:
+  - {name: POND-1, sensors: [LVL, PHR]}
+`
+	if _, err := Parse("g.yaml", []byte(base)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{"sensors: [LVL, PHR]", "sensors: [LVL, NOPE]", `warning_groups[0].sensors[1]: "NOPE" is not a sensor`},
+		{"sensors: [LVL, PHR]", "sensors: [LVL]", "warning_groups[0].sensors: a warning group combines at least 2 sensors"},
+		{"name: POND-1", "name: LVL", `warning_groups[0].name: "LVL" is a sensor id`},
+	} {
+		_, err := Parse("g.yaml", []byte(strings.Replace(base, tc.old, tc.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s → %s: want %q, got %v", tc.old, tc.new, tc.want, err)
+		}
+	}
+	l, err := Parse("g.yaml", []byte(strings.Replace(base, "sensors: [LVL, PHR]", "sensors: [LVL, PHR, RAIN]", 1)))
+	if err != nil || len(l.Warnings) != 1 || !strings.Contains(l.Warnings[0].Error(), `"RAIN" has no blue/yellow/orange/red rule`) {
+		t.Fatalf("RAIN without colour rules: %v %v", err, l.Warnings)
+	}
+}

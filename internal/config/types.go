@@ -16,8 +16,12 @@ type Config struct {
 	Buses   []Bus    `yaml:"buses"`
 	Sensors []Sensor `yaml:"sensors"`
 	Outputs []Output `yaml:"outputs"`
-	Control Control  `yaml:"control"`
-	Log     Log      `yaml:"log"`
+	// WarningGroups aggregate the colour warnings of several monitoring
+	// items (a tailings pond's water level, phreatic line, beach length,
+	// rainfall, ...) into one warning per GB 51108-2015.
+	WarningGroups []WarningGroup `yaml:"warning_groups"`
+	Control       Control        `yaml:"control"`
+	Log           Log            `yaml:"log"`
 }
 
 // Agent identifies this gateway and where it keeps its data.
@@ -214,3 +218,12 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // String returns d as a Go duration string.
 func (d Duration) String() string { return time.Duration(d).String() }
+
+// WarningGroup is a set of sensors whose blue/yellow/orange/red levels
+// combine into one warning (published as an alarm whose "sensor" is the
+// group name): 4 blue → yellow, 3 yellow → orange, 2 orange → red
+// (GB 51108-2015).
+type WarningGroup struct {
+	Name    string   `yaml:"name"`
+	Sensors []string `yaml:"sensors"`
+}
