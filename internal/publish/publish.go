@@ -244,14 +244,21 @@ func (p *Publisher) Run(ctx context.Context) error {
 			backoff = p.opts.BackoffMin
 			err = p.session(ctx, c, lost)
 			if ctx.Err() != nil {
-				p.goOffline(c)
+				if !errors.Is(err, errStopped) { // session did not get to its own shutdown
+					p.goOffline(c, time.Now().Add(p.opts.PublishTimeout))
+				}
 				return nil
 			}
 			// A DISCONNECT would suppress the broker's LWT; if the link
 			// still carries anything, say offline ourselves (bounded wait).
-			ctx1, cancel := context.WithTimeout(ctx, time.Second)
-			_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline))
-			cancel()
+			// Not after a PUBACK timeout: the link has just shown it
+			// carries nothing, and the wait would only delay the reconnect
+			// (M1); the broker's LWT says offline.
+			if !errors.Is(err, ErrPubackTimeout) {
+				ctx1, cancel := context.WithTimeout(ctx, time.Second)
+				_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline))
+				cancel()
+			}
 			c.Disconnect(0)
 		}
 		if ctx.Err() != nil {
@@ -419,8 +426,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		}
 		select {
 		case <-ctx.Done():
-			p.settle(inflight)
-			return ctx.Err()
+			p.stop(c, inflight)
+			return errStopped
 		case err := <-lost:
 			return err
 		case <-done:
@@ -448,25 +455,47 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	}
 }
 
-// settle waits (bounded by PublishTimeout) for the PUBACKs of messages
-// still in flight at shutdown and acks them, so a clean stop leaves no
-// repeats behind. Unacked ones stay in the outbox for the next run.
-func (p *Publisher) settle(inflight []flight) {
-	deadline := time.After(p.opts.PublishTimeout)
+// errStopped is returned by session after its shutdown (stop) is done.
+var errStopped = errors.New("publisher stopped")
+
+// stop ends a session at shutdown within one PublishTimeout in all: it
+// waits for the PUBACKs of the messages still in flight and acks them (so
+// a clean stop leaves no repeats behind), then publishes the retained
+// offline status and disconnects. If the PUBACKs do not come by the
+// deadline the link is dead: publishing offline into it would only wait
+// again (M1), so it disconnects at once and the broker's LWT says offline.
+// Unacked messages stay in the outbox for the next run.
+func (p *Publisher) stop(c mqtt.Client, inflight []flight) {
+	deadline := time.Now().Add(p.opts.PublishTimeout)
+	if p.settle(inflight, deadline) {
+		p.goOffline(c, deadline)
+		return
+	}
+	p.log.Warn("shutdown: no PUBACK from the broker before the deadline; unacknowledged messages stay buffered, the broker's LWT will say offline",
+		"in_flight", len(inflight), "timeout", p.opts.PublishTimeout)
+	c.Disconnect(0)
+	p.setLink(func(l *Link) { l.Connected, l.Since, l.InFlight = false, time.Now(), 0 })
+}
+
+// settle waits until deadline for the PUBACKs of messages in flight and
+// acks them in the buffer. It reports whether every one came.
+func (p *Publisher) settle(inflight []flight, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for _, f := range inflight {
 		select {
 		case <-f.tok.Done():
-		case <-deadline:
-			return
+		case <-timer.C:
+			return false
 		}
 		if f.tok.Error() != nil {
-			return
+			return false
 		}
 		if err := p.st.Ack(f.msg.Stream, f.msg.Seq); err != nil {
 			p.log.Error("buffer ack failed", "stream", f.msg.Stream, "seq", f.msg.Seq, "err", err)
-			return
 		}
 	}
+	return true
 }
 
 // next returns the next message to publish on this connection: first an
@@ -570,13 +599,14 @@ func (p *Publisher) publishWait(ctx context.Context, c mqtt.Client, topic string
 	}
 }
 
-// goOffline publishes the retained offline status and disconnects (M4b).
-func (p *Publisher) goOffline(c mqtt.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.PublishTimeout)
+// goOffline publishes the retained offline status and disconnects (M4b),
+// waiting for its PUBACK until deadline at most.
+func (p *Publisher) goOffline(c mqtt.Client, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline)); err != nil {
 		p.log.Warn("publish status offline failed; the broker's LWT will say it", "err", err)
 	}
-	c.Disconnect(250)
+	c.Disconnect(uint(min(250*time.Millisecond, max(0, time.Until(deadline))) / time.Millisecond))
 	p.setLink(func(l *Link) { l.Connected, l.Since, l.InFlight = false, time.Now(), 0 })
 }
