@@ -197,11 +197,21 @@ func TestPublisher_ReconnectsKeepBuffer(t *testing.T) {
 	c.checkReadings(1000, ts)
 }
 
-// M3: a backlog replayed over a 64 kbit/s uplink with a 2 s keepalive and
-// a 3 s PUBACK timeout. Paced by the byte window and the rate, the link is
-// never dropped (one session: "online" once), and everything arrives in
-// order. Unpaced (16 messages of ~2.3 kB in flight = 4.6 s of queue) the
-// PUBACK timeout would drop the link again and again.
+// M3: replay must not choke a slow uplink. A backlog replayed over a
+// 64 kbit/s uplink (8000 B/s both ways through the proxy: the case's own
+// rate). Paced by the byte window and the rate, the link is never dropped
+// (one session: "online" once, no link error, so no keepalive ping was
+// starved: paho drops the connection when a PINGRESP is late), and
+// everything arrives in order. Unpaced (16 messages of ~2 kB in flight =
+// 4 s of queue) the PUBACK timeout would drop the link again and again.
+//
+// Scaled against the case (10 000 messages of 200 B = 2 MB, 250 s at
+// 64 kbit/s, 30 s keepalive, 10 s PUBACK timeout): 500 readings of ~95 B
+// in 25 messages of ~2 kB (about 50 kB, 9 s of link time); keepalive 2 s
+// (15× shorter, so a ping is due 15× more often relative to the replay:
+// starving it is more likely here, not less) and PUBACK timeout 3 s (a
+// window of queued bytes has less time to drain). The full case would
+// take over 4 minutes of wall time for the same properties.
 func TestPublisher_SlowLinkPacedReplay(t *testing.T) {
 	b := brokertest.Start(t)
 	sub := b.Subscribe(t, "bureau-m3", "hazmon/v1/site-0001/gw-01/#")
