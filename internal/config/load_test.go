@@ -26,6 +26,7 @@ sensors:
     unit: "%CH4"
     interval: 1s
     range: [0, 4]
+    location: main_return
   - id: LVL-1
     type: water_level
     bus: rs485-1

@@ -20,6 +20,11 @@ const (
 	LELAlarm2Max = 50.0 // % LEL
 )
 
+// MaxCutoffDelay is the longest on-delay (for) a cut-off rule may have: a
+// methane over-limit cut-off and the ventilation-power interlock must act
+// within 2 s (GB 50581-2010 §3.1.4, R). A methane cut-off takes none.
+const MaxCutoffDelay = 2 * time.Second
+
 // DefaultFeedTimeout is how long a feed sensor may contradict its output
 // before feed_abnormal is raised.
 const DefaultFeedTimeout = 2 * time.Second
@@ -240,6 +245,14 @@ func (c *Config) validateSafety(k *checker) {
 		if s.Type == "lel" {
 			c.checkLEL(k, p, s)
 		}
+		if s.Type == "methane" {
+			if rs, _ := effectiveRules(s); len(rs) == 0 {
+				k.warnf(p+".location", "a methane sensor with no location and no rules only reports: no alarm, no cut-off")
+			}
+			if d := s.FaultUnlockAfter.D(); d > 0 && d < rules.DefaultFaultUnlockAfter {
+				k.warnf(p+".fault_unlock_after", "%s is shorter than the default %s: a flickering sensor would release its cut-off lockout", s.FaultUnlockAfter, rules.DefaultFaultUnlockAfter)
+			}
+		}
 		if s.FaultUnlockAfter.D() < 0 {
 			k.errf(p+".fault_unlock_after", "must not be negative")
 		}
@@ -299,6 +312,18 @@ func (c *Config) validateRule(k *checker, p string, s Sensor, r Rule, outputs ma
 	if r.For.D() < 0 {
 		k.errf(p+".for", "must not be negative")
 	}
+	if r.Level == "cutoff" && r.For.D() > 0 {
+		report := k.errf
+		if s.OverrideRegulation {
+			report = k.warnf
+		}
+		switch {
+		case s.Type == "methane":
+			report(p+".for", "a methane cut-off must act at once (GB 50581-2010 §3.1.4: within 2 s of the over-limit); remove for")
+		case r.For.D() > MaxCutoffDelay:
+			report(p+".for", "%s delays the cut-off beyond the 2 s of GB 50581-2010 §3.1.4", r.For)
+		}
+	}
 	if r.OnFault != "" && !oneOf(r.OnFault, rules.OnFaultCut, rules.OnFaultHold) {
 		k.errf(p+".on_fault", "%q: use cut or hold", r.OnFault)
 	}
@@ -342,6 +367,9 @@ func (c *Config) checkMethane(k *checker, p string, s Sensor, row rules.MethaneR
 		switch r.Level {
 		case "alarm":
 			hasAlarm = true
+			if r.For.D() > 0 {
+				k.warnf(rp+".for", "an on-delay on a methane alarm delays it beyond the table's \u2265 %g %%CH4", row.Alarm)
+			}
 			if *r.Above > row.Alarm {
 				report(rp+".above", "alarm at %g %%CH4 is looser than the %s limit %g (Coal Mine Safety Regulations Art. 498)", *r.Above, s.Location, row.Alarm)
 			}

@@ -174,3 +174,42 @@ warning_groups:
 		t.Fatalf("RAIN without colour rules: %v %v", err, l.Warnings)
 	}
 }
+
+// TestSafety_CutoffDelay: an on-delay on a cut-off defeats it. A methane
+// cut-off must act at once; any other cut-off within 2 s (GB 50581-2010).
+func TestSafety_CutoffDelay(t *testing.T) {
+	for _, tc := range []struct{ old, new, want string }{
+		{"{level: cutoff, above: 1.5, clear_below: 1.0, outputs", "{level: cutoff, above: 1.5, clear_below: 1.0, for: 1h, outputs",
+			"sensors[1].rules[1].for: a methane cut-off must act at once"},
+		{"{level: cutoff, above: 1.5, clear_below: 1.0, outputs", "{level: cutoff, above: 1.5, clear_below: 1.0, for: 500ms, outputs",
+			"sensors[1].rules[1].for: a methane cut-off must act at once"},
+		{"{level: cutoff, equals: false, outputs: [breaker-3]}", "{level: cutoff, equals: false, for: 3s, outputs: [breaker-3]}",
+			"sensors[5].rules[0].for: 3s delays the cut-off beyond the 2 s"},
+	} {
+		_, err := Parse("s.yaml", []byte(strings.Replace(safetyYAML, tc.old, tc.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", tc.new, tc.want, err)
+		}
+	}
+	// A fan contact may be debounced within the 2 s.
+	if _, err := Parse("s.yaml", []byte(strings.Replace(safetyYAML, "{level: cutoff, equals: false, outputs", "{level: cutoff, equals: false, for: 1s, outputs", 1))); err != nil {
+		t.Fatal(err)
+	}
+	// Methane without rules, and a short fault lockout, are warned about.
+	y := strings.Replace(safetyYAML, "location: coal_face, cut_outputs: [breaker-3]}", "fault_unlock_after: 1ms, location: coal_face, cut_outputs: [breaker-3]}", 1)
+	y = strings.Replace(y, "    location: heading_face\n    rules:\n      - {level: alarm, above: 1.0, clear_below: 1.0}\n      - {level: cutoff, above: 1.5, clear_below: 1.0, outputs: [breaker-3, relay-1]}\n", "", 1)
+	l, err := Parse("s.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []string
+	for _, w := range l.Warnings {
+		ws = append(ws, w.Error())
+	}
+	all := strings.Join(ws, "\n")
+	for _, want := range []string{"sensors[0].fault_unlock_after: 1ms is shorter than the default 10s", "sensors[1].location: a methane sensor with no location and no rules only reports"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+}
