@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/buildinfo"
@@ -59,8 +58,8 @@ type App struct {
 	failed   chan error // a source's fatal error (first one)
 	reloadMu sync.Mutex // one Reload at a time
 
-	appendErrs atomic.Uint64 // readings the buffer refused (busy or write error)
-	errLog     rateLimit
+	loss   lossTally // records the buffer refused, reported as data_loss
+	errLog rateLimit
 
 	ctl controlState // control socket (control.go)
 }
@@ -163,6 +162,8 @@ func (a *App) Run(ctx context.Context) error {
 		defer wdWG.Done()
 		ClockWatch{Report: a.event}.Run(srcCtx)
 	}()
+	wdWG.Add(1)
+	go func() { defer wdWG.Done(); a.lossLoop(srcCtx) }()
 	if d, ok := sdnotify.WatchdogInterval(); ok {
 		wdWG.Add(1)
 		go func() { defer wdWG.Done(); a.watchdog(srcCtx, d) }()
@@ -190,6 +191,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.current().stop(a.log) // outputs cut first, while the buses still run
 	stopSrc()
 	wdWG.Wait()
+	a.reportLoss()
 	a.drain()
 	stopPub()
 	<-pubDone
@@ -240,22 +242,30 @@ func (a *App) record(g *graph, r reading.Reading) {
 	a.ctl.observe(r) // last value for the control socket (control.go)
 	c := contract.FromReading(r)
 	a.pub.UpdateCurrent(c)
-	data, err := contract.Marshal(c)
+	a.buffer(store.Telemetry, r.Time, c)
+}
+
+// buffer queues a record of stream without waiting for the disk. A record
+// the buffer refuses (queue full, write error) is counted and reported in
+// a data_loss event (loss.go), never dropped silently.
+func (a *App) buffer(stream store.Stream, ts time.Time, v any) {
+	data, err := contract.Marshal(v)
 	if err == nil {
-		err = a.store.AppendAsync(store.Telemetry, r.Time, data, a.appendDone)
+		err = a.store.AppendAsync(stream, ts, data, func(err error) {
+			if err != nil {
+				a.refused(ts, err)
+			}
+		})
 	}
 	if err != nil {
-		a.appendDone(err)
+		a.refused(ts, err)
 	}
 }
 
-func (a *App) appendDone(err error) {
-	if err == nil {
-		return
-	}
-	n := a.appendErrs.Add(1)
+func (a *App) refused(ts time.Time, err error) {
+	a.loss.add(ts, err)
 	if a.errLog.allow() {
-		a.log.Error("buffer: record not stored", "err", err, "total_lost", n)
+		a.log.Error("buffer: record not stored", "err", err)
 	}
 }
 
@@ -263,24 +273,12 @@ func (a *App) appendDone(err error) {
 // before any telemetry backlog.
 func (a *App) queueAlarm(al contract.Alarm) {
 	a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID)
-	data, err := contract.Marshal(al)
-	if err == nil {
-		err = a.store.AppendAsync(store.Alarm, time.UnixMilli(al.TS), data, a.appendDone)
-	}
-	if err != nil {
-		a.appendDone(err)
-	}
+	a.buffer(store.Alarm, time.UnixMilli(al.TS), al)
 }
 
 // event queues an agent event (buffer reset, data loss, ...) for the event stream.
 func (a *App) event(e contract.Event) {
-	data, err := contract.Marshal(e)
-	if err == nil {
-		err = a.store.AppendAsync(store.Event, time.UnixMilli(e.TS), data, a.appendDone)
-	}
-	if err != nil {
-		a.appendDone(err)
-	}
+	a.buffer(store.Event, time.UnixMilli(e.TS), e)
 }
 
 // rateLimit lets one log line through per interval.
