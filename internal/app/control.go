@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -292,15 +294,44 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 	return res, nil
 }
 
-// Reload implements control.Backend: App.Reload of the config file.
+// --- reload over the control socket (owned by the CLI engineer) ---
+
+// Reload implements control.Backend: App.Reload of the config file. A
+// refusal is a control.RefusedError listing each problem once (file:line
+// config errors, or what needs a restart). Changed says whether a new
+// graph was applied: until App.Reload reports it, it is derived from the
+// running graph being replaced.
 func (b *controlBackend) Reload(ctx context.Context) (control.ReloadResult, error) {
 	a := (*App)(b)
+	before := a.current()
 	warnings, err := a.Reload(ctx)
 	if err != nil {
-		return control.ReloadResult{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
+		return control.ReloadResult{}, &control.RefusedError{What: "reload refused (the running config stays)", Problems: reloadProblems(err)}
 	}
-	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Warnings: warnings}, nil
+	g := a.current()
+	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Changed: g != before, Warnings: warnings,
+		Buses: len(g.cfg.Buses), Sensors: len(g.cfg.Sensors), Outputs: len(g.cfg.Outputs)}, nil
 }
+
+// reloadProblems lists a refused reload's reasons, one line each, without
+// the "reload rejected ... stays" wording that RefusedError already says.
+func reloadProblems(err error) []string {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		ps := make([]string, len(ce.Problems))
+		for i, p := range ce.Problems {
+			ps[i] = p.Error()
+		}
+		return ps
+	}
+	msg := err.Error()
+	for _, pre := range []string{"reload rejected, the running config stays: ", "reload rejected: "} {
+		msg = strings.TrimPrefix(msg, pre)
+	}
+	return []string{strings.TrimSuffix(msg, " (the running config stays)")}
+}
+
+// --- end of reload over the control socket ---
 
 // BufferStats implements control.Backend.
 func (b *controlBackend) BufferStats(ctx context.Context) (control.BufferStats, error) {

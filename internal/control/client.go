@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,9 @@ const DialTimeout = time.Second
 // Requests end with their context; there is no other overall timeout (an
 // output test lasts as long as the pulse).
 type Client struct {
+	// Hint is added to a NotRunningError: where the socket path came from
+	// and how to point elsewhere (set by the CLI; "" adds nothing).
+	Hint string
 	path string
 	hc   *http.Client
 }
@@ -138,7 +142,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	if _, err := os.Stat(c.path); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no socket at %s)", ErrNotRunning, c.path)
+		return nil, &NotRunningError{Path: c.path, Hint: c.Hint}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://hazmon"+path, body)
 	if err != nil {
@@ -152,7 +156,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader) 
 	case err == nil:
 		return resp, nil
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("%w (no socket at %s: stale file, nobody listening)", ErrNotRunning, c.path)
+		return nil, &NotRunningError{Path: c.path, Why: "stale socket file, nobody listening", Hint: c.Hint}
 	case errors.Is(err, os.ErrPermission):
 		return nil, fmt.Errorf("control socket %s: permission denied (run as root or as a member of group %s)", c.path, SocketGroup)
 	case ctx.Err() != nil:
@@ -176,6 +180,10 @@ func decodeError(resp *http.Response) error {
 		kind = ErrNotFound
 	case http.StatusNotImplemented:
 		kind = ErrUnavailable
+	}
+	if len(eb.Problems) > 0 {
+		what, _, _ := strings.Cut(eb.Error, ":\n")
+		return &RefusedError{What: what, Problems: eb.Problems}
 	}
 	if kind != nil {
 		return &remoteError{msg: eb.Error, kind: kind}

@@ -221,8 +221,13 @@ func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 		case errors.Is(err, ErrUnavailable):
 			code, kind = http.StatusNotImplemented, "unavailable"
 		}
+		body := errorBody{Error: err.Error(), Kind: kind}
+		var re *RefusedError
+		if errors.As(err, &re) {
+			body.Problems = re.Problems
+		}
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kind})
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	if err := json.NewEncoder(w).Encode(v); err != nil {

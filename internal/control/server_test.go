@@ -27,7 +27,10 @@ func (fixedBackend) OutputTest(context.Context, string, time.Duration) (OutputTe
 func (fixedBackend) Calibrate(context.Context, string, time.Duration) (CalibrateResult, error) {
 	return CalibrateResult{}, ErrUnavailable
 }
-func (fixedBackend) Reload(context.Context) (ReloadResult, error) { return ReloadResult{}, ErrInvalid }
+func (fixedBackend) Reload(context.Context) (ReloadResult, error) {
+	return ReloadResult{}, &RefusedError{What: "reload refused (the running config stays)",
+		Problems: []string{"a.yaml:3: buses[0].baud: want > 0", `a.yaml:9: sensors[0].colour: unknown key "colour"`}}
+}
 func (fixedBackend) BufferStats(context.Context) (BufferStats, error) {
 	return BufferStats{Pending: 7}, nil
 }
@@ -68,7 +71,7 @@ func TestSocket_ModeStaleAndErrors(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	c := NewClient(path)
-	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), path) {
+	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) || err.Error() != "no agent answers at "+path+" (stale socket file, nobody listening)" {
 		t.Errorf("stale socket: err = %v", err)
 	}
 
@@ -97,7 +100,11 @@ func TestSocket_ModeStaleAndErrors(t *testing.T) {
 	if _, err := c.Calibrate(context.Background(), "x", time.Second); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("calibrate: %v", err)
 	}
-	if _, err := c.Reload(context.Background()); !errors.Is(err, ErrInvalid) {
+	// A refusal crosses the socket with each problem on its own line.
+	_, err = c.Reload(context.Background())
+	var re *RefusedError
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &re) || len(re.Problems) != 2 ||
+		err.Error() != "reload refused (the running config stays):\n  a.yaml:3: buses[0].baud: want > 0\n  a.yaml:9: sensors[0].colour: unknown key \"colour\"" {
 		t.Errorf("reload: %v", err)
 	}
 
@@ -113,7 +120,8 @@ func TestSocket_ModeStaleAndErrors(t *testing.T) {
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Errorf("socket file left after Serve: %v", err)
 	}
-	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "agent not running (no socket at "+path+")") {
+	c.Hint = "default; give --socket PATH"
+	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) || err.Error() != "no agent answers at "+path+" (default; give --socket PATH)" {
 		t.Errorf("after stop: %v", err)
 	}
 

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -225,16 +226,76 @@ type CalibrateResult struct {
 	UntilTS int64  `json:"until_ts"`
 }
 
-// ReloadResult is the answer to a successful reload.
+// ReloadResult is the answer to a successful reload. Changed is false
+// when the file equals the running config (nothing was applied, nothing
+// restarted); an agent that does not report it also reads as false. The
+// counts are the running config's after the reload.
 type ReloadResult struct {
 	ConfigPath string   `json:"config_path"`
+	Changed    bool     `json:"changed"`
+	Buses      int      `json:"buses"`
+	Sensors    int      `json:"sensors"`
+	Outputs    int      `json:"outputs"`
 	Warnings   []string `json:"warnings,omitempty"`
 }
 
+// RefusedError is a request the agent refused for a list of reasons, e.g.
+// a reload of a file with config errors (the running config stays). It
+// matches ErrInvalid with errors.Is and crosses the socket intact.
+type RefusedError struct {
+	What     string   // e.g. "reload refused (the running config stays)"
+	Problems []string // one reason each, e.g. "hazmon.yaml:12: sensors[0].colour: unknown key \"colour\""
+}
+
+// Error returns What, then each problem on its own indented line.
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.What)
+	if len(e.Problems) > 0 {
+		b.WriteString(":")
+	}
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// Unwrap makes a RefusedError match ErrInvalid.
+func (e *RefusedError) Unwrap() error { return ErrInvalid }
+
+// NotRunningError says no agent answers on the control socket at Path. It
+// matches ErrNotRunning. Why is "" when there is no socket file, or e.g.
+// "stale socket file, nobody listening"; Hint (Client.Hint) says where the
+// path came from and how to point elsewhere.
+type NotRunningError struct {
+	Path, Why, Hint string
+}
+
+// Error returns e.g. "no agent answers at /run/hazmon/hazmon.sock
+// (default; give --config FILE to use its control.socket, or --socket PATH)".
+func (e *NotRunningError) Error() string {
+	var notes []string
+	for _, n := range []string{e.Why, e.Hint} {
+		if n != "" {
+			notes = append(notes, n)
+		}
+	}
+	msg := "no agent answers at " + e.Path
+	if len(notes) > 0 {
+		msg += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return msg
+}
+
+// Unwrap makes a NotRunningError match ErrNotRunning.
+func (e *NotRunningError) Unwrap() error { return ErrNotRunning }
+
 // errorBody is the JSON body of every error reply.
 type errorBody struct {
-	Error string `json:"error"`
-	Kind  string `json:"kind,omitempty"` // "invalid", "not_found", "unavailable"
+	Error    string   `json:"error"`
+	Kind     string   `json:"kind,omitempty"`     // "invalid", "not_found", "unavailable"
+	Problems []string `json:"problems,omitempty"` // a RefusedError's reasons; Error then starts with its What
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
