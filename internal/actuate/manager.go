@@ -80,6 +80,12 @@ type Options struct {
 	// Log receives write failures and recoveries (default: discarded).
 	Log *slog.Logger
 
+	// Restored names outputs handed over by a previous Manager (a config
+	// reload, see Release) whose wanted state was power allowed: they start
+	// energised instead of cut, so the reload does not switch them off.
+	// Every other output starts cut.
+	Restored map[string]bool
+
 	RetryMin       time.Duration
 	RetryMax       time.Duration
 	VerifyEvery    time.Duration
@@ -199,12 +205,13 @@ func NewManager(outs []config.Output, opt Options) (*Manager, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// Cut GPIO outputs at once, before anything else runs.
+	// Cut GPIO outputs at once, before anything else runs (a handed-over
+	// restored output is written energised, as it already is).
 	for _, o := range m.outs {
 		if g, ok := o.drv.(*gpioDriver); ok {
-			st, err := g.set(context.Background(), false)
+			st, err := g.set(context.Background(), !o.cut)
 			if err != nil {
-				return nil, fmt.Errorf("output %s: %s: cut at start: %w", o.name, o.desc, err)
+				return nil, fmt.Errorf("output %s: %s: write at start: %w", o.name, o.desc, err)
 			}
 			o.energised, o.settled = st.energised, true
 		}
@@ -238,7 +245,7 @@ func (m *Manager) newOutput(c config.Output, now time.Time) (*output, error) {
 	}
 	o := &output{
 		name: c.Name, feed: c.Feed, feedTimeout: c.FeedTimeout.D(),
-		wake: make(chan struct{}, 1), cut: true, changedAt: now,
+		wake: make(chan struct{}, 1), cut: !m.opt.Restored[c.Name], changedAt: now,
 	}
 	if o.feedTimeout < 0 {
 		return nil, fmt.Errorf("output %s: negative feed_timeout %s", c.Name, o.feedTimeout)
@@ -552,6 +559,29 @@ func (m *Manager) State() []OutputState {
 		}
 	}
 	return s
+}
+
+// Release stops the Manager's goroutines and leaves every output as it is,
+// for a config reload that hands the outputs over to a new Manager (see
+// Options.Restored); it does not cut. It returns each output's wanted
+// state (true = cut). Apply and Feed are ignored afterwards, and Close
+// then does nothing.
+func (m *Manager) Release() map[string]bool {
+	wanted := make(map[string]bool, len(m.outs))
+	m.once.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		for _, o := range m.outs {
+			wanted[o.name] = o.cut
+			if o.attemptCancel != nil {
+				o.attemptCancel()
+			}
+		}
+		m.mu.Unlock()
+		m.cancel()
+		m.wg.Wait()
+	})
+	return wanted
 }
 
 // Close cuts every output, waits until each is confirmed cut (GPIO

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/buildinfo"
@@ -58,8 +59,9 @@ type App struct {
 	failed   chan error // a source's fatal error (first one)
 	reloadMu sync.Mutex // one Reload at a time
 
-	loss   lossTally // records the buffer refused, reported as data_loss
-	errLog rateLimit
+	loss       lossTally     // records the buffer refused, reported as data_loss
+	appendErrs atomic.Uint64 // records the buffer refused since start
+	errLog     rateLimit
 
 	ctl controlState // control socket (control.go)
 }
@@ -103,7 +105,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 		st.Close()
 		return nil, err
 	}
-	if a.g, err = a.build(cfg); err != nil {
+	if a.g, err = a.build(cfg, nil); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -264,6 +266,7 @@ func (a *App) buffer(stream store.Stream, ts time.Time, v any) {
 
 func (a *App) refused(ts time.Time, err error) {
 	a.loss.add(ts, err)
+	a.appendErrs.Add(1)
 	if a.errLog.allow() {
 		a.log.Error("buffer: record not stored", "err", err)
 	}

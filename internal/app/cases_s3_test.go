@@ -104,7 +104,7 @@ sensors:
 	}
 	ctx := context.Background()
 	for i := 1; i <= 5; i++ {
-		if _, err := a.Reload(ctx); err != nil {
+		if _, _, err := a.Reload(ctx); err != nil {
 			t.Fatalf("reload %d of the unchanged file: %v", i, err)
 		}
 		time.Sleep(300 * time.Millisecond) // a reconnect attempt (connect timeout 300 ms) between pushes

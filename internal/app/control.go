@@ -299,17 +299,15 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 // Reload implements control.Backend: App.Reload of the config file. A
 // refusal is a control.RefusedError listing each problem once (file:line
 // config errors, or what needs a restart). Changed says whether a new
-// graph was applied: until App.Reload reports it, it is derived from the
-// running graph being replaced.
+// graph was applied (false for an unchanged file).
 func (b *controlBackend) Reload(ctx context.Context) (control.ReloadResult, error) {
 	a := (*App)(b)
-	before := a.current()
-	warnings, err := a.Reload(ctx)
+	changed, warnings, err := a.Reload(ctx)
 	if err != nil {
 		return control.ReloadResult{}, &control.RefusedError{What: "reload refused (the running config stays)", Problems: reloadProblems(err)}
 	}
 	g := a.current()
-	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Changed: g != before, Warnings: warnings,
+	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Changed: changed, Warnings: warnings,
 		Buses: len(g.cfg.Buses), Sensors: len(g.cfg.Sensors), Outputs: len(g.cfg.Outputs)}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -32,10 +33,27 @@ type graph struct {
 
 // build creates the graph of cfg. A configured GPIO line that this board
 // does not have is an error naming it. GPIO outputs are driven cut at once.
-func (a *App) build(cfg *config.Config) (*graph, error) {
+//
+// With prev (a reload; prev's safety path frozen by the caller), the new
+// rule engine inherits prev's state and the outputs whose config is
+// unchanged start in prev's state instead of cut: a reload does not
+// switch power off and on.
+func (a *App) build(cfg *config.Config, prev *graph) (*graph, error) {
 	engine, err := rules.NewEngine(cfg.SensorRules())
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
+	}
+	var inherited rules.Effects
+	restored := map[string]bool{}
+	if prev != nil {
+		prev.safety.mu.Lock()
+		inherited = engine.Inherit(prev.safety.engine, time.Now())
+		prev.safety.mu.Unlock()
+		for _, o := range cfg.Outputs {
+			if cut, known := engine.Cut(o.Name); known && !cut && sameOutput(prev.cfg, o) {
+				restored[o.Name] = true
+			}
+		}
 	}
 	g := &graph{cfg: cfg, pollers: map[string]*modbus.Poller{}}
 	g.safety = newSafety(engine, nil, a.queueAlarm)
@@ -75,6 +93,7 @@ func (a *App) build(cfg *config.Config) (*graph, error) {
 	if len(cfg.Outputs) > 0 {
 		m, err := actuate.NewManager(cfg.Outputs, actuate.Options{
 			Pins: pins, Buses: buses, OnFeed: g.safety.feed, Log: a.log.With("component", "outputs"),
+			Restored: restored,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("outputs: %w", err)
@@ -82,7 +101,22 @@ func (a *App) build(cfg *config.Config) (*graph, error) {
 		g.outs = m
 		g.safety.outs = m
 	}
+	if prev != nil {
+		g.safety.mu.Lock()
+		g.safety.effects(inherited) // what the new rules imply at the last values
+		g.safety.mu.Unlock()
+	}
 	return g, nil
+}
+
+// sameOutput reports whether prev configures output o identically.
+func sameOutput(prev *config.Config, o config.Output) bool {
+	for _, p := range prev.Outputs {
+		if p.Name == o.Name {
+			return reflect.DeepEqual(p, o)
+		}
+	}
+	return false
 }
 
 func usesGPIO(cfg *config.Config) bool {
@@ -122,6 +156,42 @@ func (g *graph) start(ctx context.Context, failed chan<- error) {
 	for _, in := range g.inputs {
 		run("gpio input", in.Run)
 	}
+}
+
+// release stops the graph for a reload without touching the outputs: the
+// output manager's goroutines stop and leave the hardware as it is (the new
+// graph's manager takes over), then the sources stop.
+func (g *graph) release() {
+	if g.outs != nil {
+		g.outs.Release()
+	}
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
+}
+
+// freeze stops the safety path from driving the outputs (readings are
+// still evaluated); thaw undoes it and re-sends what the rules demand.
+func (g *graph) freeze() {
+	g.safety.mu.Lock()
+	g.safety.outs = nil
+	g.safety.mu.Unlock()
+}
+
+func (g *graph) thaw() {
+	if g.outs == nil {
+		return
+	}
+	g.safety.mu.Lock()
+	defer g.safety.mu.Unlock()
+	g.safety.outs = g.outs
+	var cs []rules.Change
+	for _, name := range g.safety.engine.Outputs() {
+		cut, _ := g.safety.engine.Cut(name)
+		cs = append(cs, rules.Change{Output: name, Cut: cut, Time: time.Now()})
+	}
+	g.outs.Apply(cs)
 }
 
 // stop cuts every output (the safe state) while the sources still run, so

@@ -22,19 +22,24 @@ var ErrRestartNeeded = errors.New("restart needed")
 // unchanged file is a no-op: nothing restarts, nothing buffered moves.
 //
 // Otherwise the graph of sources and safety path is rebuilt from the new
-// file: the new graph is built first (a build error keeps the old one),
-// then the old one stops — its outputs are cut, its pollers stop — and the
-// new one starts. Outputs therefore pass through the safe state (cut) and
-// are restored as soon as every controlling sensor has read validly under
-// the new rules, typically within one poll interval. The buffer and the
-// publisher are not touched: nothing buffered is lost.
+// file without dropping the outputs' state: the old safety path stops
+// driving the outputs (its manager keeps them as they are), the new graph
+// is built with a rule engine that inherits the old one's state
+// (rules.Engine.Inherit) and an output manager that takes over unchanged
+// outputs as they are (actuate.Options.Restored), the old manager is
+// released without switching anything, the old sources stop and the new
+// ones start. A build error puts the old graph back in charge. While the
+// buses switch over (at most about one bus timeout) readings are not
+// evaluated. The buffer and the publisher are not touched: nothing
+// buffered is lost.
 //
-// It returns the new file's warnings.
-func (a *App) Reload(ctx context.Context) (warnings []string, err error) {
+// changed is false when the file was unchanged. It returns the new file's
+// warnings.
+func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	if a.opts.ConfigPath == "" {
-		return nil, errors.New("reload: the agent was not started from a config file")
+		return false, nil, errors.New("reload: the agent was not started from a config file")
 	}
 	_ = sdnotify.Reloading()
 	defer func() { _ = sdnotify.Ready() }()
@@ -42,7 +47,7 @@ func (a *App) Reload(ctx context.Context) (warnings []string, err error) {
 	l, err := config.Load(a.opts.ConfigPath)
 	if err != nil {
 		a.log.Error("reload rejected: the running config stays", "file", a.opts.ConfigPath, "err", err)
-		return nil, fmt.Errorf("reload rejected, the running config stays: %w", err)
+		return false, nil, fmt.Errorf("the running config stays: %w", err)
 	}
 	for _, w := range l.Warnings {
 		warnings = append(warnings, w.Error())
@@ -52,20 +57,22 @@ func (a *App) Reload(ctx context.Context) (warnings []string, err error) {
 	next := l.Config
 	if what := restartOnly(old.cfg, next); what != "" {
 		a.log.Error("reload rejected: the running config stays", "file", a.opts.ConfigPath, "changed", what)
-		return warnings, fmt.Errorf("reload rejected: %s changed: %w (the running config stays)", what, ErrRestartNeeded)
+		return false, warnings, fmt.Errorf("%s changed: %w (the running config stays)", what, ErrRestartNeeded)
 	}
 	if reflect.DeepEqual(old.cfg, next) {
 		a.log.Info("reload: config unchanged", "file", a.opts.ConfigPath)
-		return warnings, nil
+		return false, warnings, nil
 	}
-	g, err := a.build(next)
+	old.freeze()
+	g, err := a.build(next, old)
 	if err != nil {
+		old.thaw()
 		a.log.Error("reload rejected: the running config stays", "file", a.opts.ConfigPath, "err", err)
-		return warnings, fmt.Errorf("reload rejected, the running config stays: %w", err)
+		return false, warnings, fmt.Errorf("the running config stays: %w", err)
 	}
-	a.log.Warn("reload: replacing sources and safety path; outputs pass through the safe state",
+	a.log.Info("reload: handing over to the new config; outputs keep their state",
 		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
-	old.stop(a.log)
+	old.release()
 	a.gmu.Lock()
 	a.g = g
 	if a.srcCtx != nil {
@@ -73,7 +80,7 @@ func (a *App) Reload(ctx context.Context) (warnings []string, err error) {
 	}
 	a.gmu.Unlock()
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
-	return warnings, nil
+	return true, warnings, nil
 }
 
 // restartOnly names the first section that differs between a and b and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestApp_Reload(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := a.Config()
-		_, err := a.Reload(ctx)
+		_, _, err := a.Reload(ctx)
 		if err == nil || !strings.Contains(err.Error(), `hazmon.yaml:10: sensors[0].interval: "soon" is not a duration`) {
 			t.Fatalf("Reload = %v", err)
 		}
@@ -107,7 +108,7 @@ func TestApp_Reload(t *testing.T) {
 		}
 		before := a.Config()
 		for range 5 {
-			if _, err := a.Reload(ctx); err != nil {
+			if _, _, err := a.Reload(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -121,7 +122,7 @@ func TestApp_Reload(t *testing.T) {
 		if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Reload(ctx); !errors.Is(err, ErrRestartNeeded) {
+		if _, _, err := a.Reload(ctx); !errors.Is(err, ErrRestartNeeded) {
 			t.Fatalf("Reload = %v, want ErrRestartNeeded", err)
 		}
 	})
@@ -134,8 +135,20 @@ func TestApp_Reload(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := pending()
-		if _, err := a.Reload(ctx); err != nil {
-			t.Fatal(err)
+		// The breaker must stay energised through the hand-over: watch the coil.
+		dropped := make(chan bool, 1)
+		watch, stopWatch := context.WithCancel(ctx)
+		go func() {
+			seen := false
+			for watch.Err() == nil { // tight: a cut and re-energise can take well under 1 ms on loopback
+				seen = seen || !bank.Coil(1, 100)
+				runtime.Gosched()
+			}
+			dropped <- seen
+		}()
+		applied, _, err := a.Reload(ctx)
+		if err != nil || !applied {
+			t.Fatalf("Reload = %v, %v", applied, err)
 		}
 		if got := len(a.Config().Sensors); got != 3 {
 			t.Fatalf("sensors after reload = %d", got)
@@ -147,7 +160,15 @@ func TestApp_Reload(t *testing.T) {
 		if pending() < n {
 			t.Fatalf("buffer shrank across reload: %d → %d", n, pending())
 		}
-		waitFor(t, 10*time.Second, "breaker restored under the new graph", func() bool { return bank.Coil(1, 100) })
+		stopWatch()
+		if <-dropped {
+			t.Fatal("the breaker was cut during a reload that did not change its rules")
+		}
+		// The new graph drives it: methane at the cut-off cuts it.
+		bank.SetHolding(1, 0, 150)
+		waitFor(t, 5*time.Second, "cut by the new graph", func() bool { return !bank.Coil(1, 100) })
+		bank.SetHolding(1, 0, 40)
+		waitFor(t, 5*time.Second, "restored by the new graph", func() bool { return bank.Coil(1, 100) })
 	})
 }
 

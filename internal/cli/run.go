@@ -55,7 +55,7 @@ func newRun(stderr io.Writer) *cobra.Command {
 					case <-ctx.Done():
 						return
 					case <-hup:
-						_, _ = a.Reload(ctx) // logged by Reload
+						_, _, _ = a.Reload(ctx) // logged by Reload
 					}
 				}
 			}()

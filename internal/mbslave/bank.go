@@ -124,6 +124,22 @@ type Bank struct {
 	mu       sync.Mutex
 	units    map[uint8]*unit
 	requests map[uint8]int
+	coilLog  []CoilWrite
+}
+
+// CoilWrite is one coil written by a client (FC05), as recorded by the Bank.
+type CoilWrite struct {
+	Unit uint8
+	Addr uint16
+	On   bool
+}
+
+// CoilWrites returns every FC05 coil write received so far, in order, so a
+// test can assert what a client wrote (e.g. that a breaker was never cut).
+func (b *Bank) CoilWrites() []CoilWrite {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]CoilWrite(nil), b.coilLog...)
 }
 
 // NewBank returns an empty Bank with no units.
@@ -319,7 +335,11 @@ func (b *Bank) process(id uint8, pdu []byte) (reply []byte, f Fault, known, answ
 			return exception(pdu[0], f.Exception), f, true, true
 		}
 	}
-	return u.execute(pdu), f, true, true
+	reply = u.execute(pdu)
+	if pdu[0] == FuncWriteSingleCoil && len(reply) == 5 && reply[0] == FuncWriteSingleCoil {
+		b.coilLog = append(b.coilLog, CoilWrite{Unit: id, Addr: binary.BigEndian.Uint16(pdu[1:]), On: binary.BigEndian.Uint16(pdu[3:]) == 0xFF00})
+	}
+	return reply, f, true, true
 }
 
 // broadcast executes a write request addressed to unit 0 on every added
