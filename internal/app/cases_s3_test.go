@@ -104,8 +104,9 @@ sensors:
 	}
 	ctx := context.Background()
 	for i := 1; i <= 5; i++ {
-		if _, _, err := a.Reload(ctx); err != nil {
-			t.Fatalf("reload %d of the unchanged file: %v", i, err)
+		changed, _, err := a.Reload(ctx)
+		if err != nil || changed {
+			t.Fatalf("reload %d of the unchanged file: changed %v, err %v; want a no-op", i, changed, err)
 		}
 		time.Sleep(300 * time.Millisecond) // a reconnect attempt (connect timeout 300 ms) between pushes
 		o, n := counts()
