@@ -182,7 +182,9 @@ func (s *Store) limit(bytes int64) int64 {
 		case err != nil:
 			s.log.Warn("buffer: cannot measure free disk space", "path", s.path, "err", err)
 		case free < s.opts.MinFree && !f.low:
-			f.low, f.frozen = true, bytes
+			// Never freeze below FrozenFloor: a fresh (empty) buffer on a
+			// nearly full disk must still hold alarms, not evict each one.
+			f.low, f.frozen = true, max(bytes, s.opts.FrozenFloor)
 			s.log.Error("buffer: disk almost full; the buffer stops growing and evicts the oldest telemetry",
 				"path", s.path, "free_bytes", free, "reserve_bytes", s.opts.MinFree, "buffered_bytes", bytes)
 		case free >= s.opts.MinFree && f.low:

@@ -122,7 +122,7 @@ func TestStore_DiskReserveFreezesCap(t *testing.T) {
 	var free atomic.Int64
 	free.Store(1 << 40)
 	s := open(t, filepath.Join(t.TempDir(), "buffer.db"), Options{
-		MinFree: 32 << 20, FreeSpace: func(string) (int64, error) { return free.Load(), nil }})
+		MinFree: 32 << 20, FrozenFloor: -1, FreeSpace: func(string) (int64, error) { return free.Load(), nil }})
 	appendN(t, s, Telemetry, 0, 50)
 	free.Store(1 << 20) // the SD card is nearly full
 	time.Sleep(1100 * time.Millisecond)
@@ -187,4 +187,16 @@ func TestStore_SlowDiskDoesNotBlockAppends(t *testing.T) {
 		t.Fatalf("%d commits for %d readings: group commit not grouping under a slow disk", c, n)
 	}
 	t.Logf("%d readings in %d stalled commits; slowest append %v", n, commits.Load(), worst)
+}
+
+// A buffer opened empty on a nearly full disk keeps what it is given up to
+// FrozenFloor: alarms are not evicted one by one as they arrive.
+func TestStore_DiskLowAtOpenKeepsAlarms(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "buffer.db"), Options{
+		MinFree: 32 << 20, FreeSpace: func(string) (int64, error) { return 1 << 20, nil }})
+	appendN(t, s, Alarm, 0, 20)
+	st, _ := s.Stats()
+	if a := st.Streams[Alarm]; a.Pending != 20 || a.Evicted != 0 {
+		t.Fatalf("alarms on a nearly full disk: %+v, want 20 kept, none evicted", a)
+	}
 }

@@ -69,6 +69,8 @@ const (
 	// DefaultMinFree is the free disk space the buffer leaves on its
 	// filesystem (32 MiB: room for logs and an OS update on an SD card).
 	DefaultMinFree = 32 << 20
+	// DefaultFrozenFloor is Options.FrozenFloor's default.
+	DefaultFrozenFloor = 1 << 20
 )
 
 // Errors returned by the store.
@@ -104,6 +106,11 @@ type Options struct {
 	// the oldest telemetry is evicted (and counted) instead of the disk
 	// filling up (S2). Default DefaultMinFree; negative disables the check.
 	MinFree int64
+	// FrozenFloor is the least the cap is frozen at when the disk goes
+	// below MinFree, so that a buffer opened empty on a nearly full disk
+	// still keeps thousands of alarms instead of evicting each one.
+	// Default DefaultFrozenFloor (1 MiB); negative: no floor.
+	FrozenFloor int64
 	// FreeSpace returns the free bytes of the filesystem holding dir;
 	// default statfs. Tests inject a small disk.
 	FreeSpace func(dir string) (int64, error)
@@ -136,6 +143,9 @@ func (o *Options) defaults() {
 	}
 	if o.CompactMinSize == 0 {
 		o.CompactMinSize = DefaultCompactMinSize
+	}
+	if o.FrozenFloor == 0 {
+		o.FrozenFloor = DefaultFrozenFloor
 	}
 	if o.MinFree == 0 {
 		o.MinFree = DefaultMinFree
