@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,7 +31,7 @@ func newOutput(stdout, stderr io.Writer) *cobra.Command {
 	var yes, asJSON bool
 	test := &cobra.Command{
 		Use:   "test NAME",
-		Short: "Pulse an output through the running agent and report the feed response",
+		Short: "Pulse an output through the agent; report the feed response",
 		Long: "Test switches the output to its other state (cuts a powered output, restores\n" +
 			"a cut one if no rule demands the cut) for --for, switches it back, and reports\n" +
 			"what its feed sensor saw. Asks for confirmation unless --yes: this really cuts\n" +
@@ -86,7 +87,7 @@ func newCalibrate(stdout io.Writer) *cobra.Command {
 	var stop, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "calibrate SENSOR",
-		Short: "Flag a sensor as under calibration (its alarms are marked, not real)",
+		Short: "Mark a sensor under calibration (its alarms are not real events)",
 		Long: "Calibrate marks the sensor's readings and alarms as calibration for --for\n" +
 			"(the bureau then does not count them as real events). Rules and outputs still\n" +
 			"act: the cut-off test is part of calibration. --stop ends it early.",
@@ -136,21 +137,49 @@ func newReload(stdout, stderr io.Writer) *cobra.Command {
 	}
 	t := addTarget(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		// A file the agent would refuse is reported here, as a config
+		// problem, and the agent is not asked. --socket alone skips it.
+		if t.socket == "" || t.configNamed() {
+			if _, err := t.loadConfig(); err != nil {
+				var bc *badConfig
+				if errors.As(err, &bc) {
+					bc.after = "; the running agent keeps its config"
+				}
+				return err
+			}
+		}
 		c, err := t.client()
 		if err != nil {
 			return err
 		}
 		res, err := c.Reload(cmd.Context())
 		if err != nil {
-			return fmt.Errorf("reload refused, the running config stays: %w", err)
+			return err // a RefusedError says "reload refused (the running config stays):" and each problem
 		}
 		for _, w := range res.Warnings {
 			fmt.Fprintln(stderr, "warning:", w)
 		}
-		fmt.Fprintf(stdout, "reloaded %s\n", res.ConfigPath)
+		if res.Changed {
+			fmt.Fprintf(stdout, "reloaded %s: %d buses, %d sensors, %d outputs\n", res.ConfigPath, res.Buses, res.Sensors, res.Outputs)
+		} else {
+			fmt.Fprintf(stdout, "config unchanged, nothing to apply (%s)\n", res.ConfigPath)
+		}
+		if t.configNamed() && !samePath(t.config, res.ConfigPath) {
+			fmt.Fprintf(stderr, "note: the agent runs from %s, not %s\n", res.ConfigPath, t.config)
+		}
 		return nil
 	}
 	return cmd
+}
+
+// samePath reports whether a and b name the same file.
+func samePath(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return os.SameFile(fa, fb)
 }
 
 func newBuffer(stdout, stderr io.Writer) *cobra.Command {
@@ -170,7 +199,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 		Args:    cobra.NoArgs,
 	}
 	ts := addTarget(stats)
-	stats.Flags().StringVar(&file, "file", "", "buffer file when the agent is stopped (default: <data_dir>/"+app.BufferFile+")")
+	stats.Flags().StringVar(&file, "file", "", "buffer file, read directly (<data_dir>/"+app.BufferFile+")")
 	stats.Flags().BoolVar(&asJSON, "json", false, "print the stats as JSON")
 	stats.RunE = func(cmd *cobra.Command, _ []string) error {
 		var st control.BufferStats
@@ -216,7 +245,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	var since, format, efile string
 	export := &cobra.Command{
 		Use:   "export",
-		Short: "Write the buffered records (not yet acknowledged by the broker) as CSV or JSONL",
+		Short: "Write the records not yet acked by the broker as CSV or JSONL",
 		Long: "Export writes every record still in the buffer (waiting for the broker's\n" +
 			"PUBACK, or not yet sent) with a sample time at or after --since, to stdout.\n" +
 			"Through the running agent (it holds the file); if none runs, the file is\n" +
@@ -227,9 +256,9 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	te := addTarget(export)
-	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back from now (2h, 30m); default: everything")
+	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back (2h); default: all")
 	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
-	export.Flags().StringVar(&efile, "file", "", "buffer file when the agent is stopped (default: <data_dir>/"+app.BufferFile+")")
+	export.Flags().StringVar(&efile, "file", "", "buffer file, read directly (<data_dir>/"+app.BufferFile+")")
 	export.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := control.CheckFormat(format); err != nil {
 			return err
@@ -273,28 +302,40 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // withBuffer runs viaAgent against the running agent, or, when no agent
 // answers, direct on the buffer file opened read-only.
 func withBuffer(cmd *cobra.Command, t *target, file string, viaAgent func(control.Backend) error, direct func(*store.Store) error) error {
-	if file == "" {
-		c, err := t.client()
+	if file != "" {
+		s, err := store.OpenReadOnly(file, store.Options{})
+		if errors.Is(err, store.ErrInUse) {
+			return fmt.Errorf("%w; drop --file to ask the agent", err)
+		}
 		if err != nil {
 			return err
 		}
-		err = viaAgent(c)
-		if !errors.Is(err, control.ErrNotRunning) {
-			return err
-		}
-		cfg, cerr := t.loadConfig()
-		if cerr != nil {
-			return fmt.Errorf("%v; and finding the buffer file: %w", err, cerr)
-		}
-		dataDir := config.DefaultDataDir
-		if cfg != nil {
-			dataDir = cfg.Agent.DataDir
-		}
-		file = filepath.Join(dataDir, app.BufferFile)
+		defer s.Close()
+		return direct(s)
 	}
-	s, err := store.OpenReadOnly(file, store.Options{})
+	c, err := t.client()
 	if err != nil {
 		return err
+	}
+	notRunning := viaAgent(c)
+	if !errors.Is(notRunning, control.ErrNotRunning) {
+		return notRunning
+	}
+	cfg, err := t.loadConfig()
+	if err != nil {
+		return fmt.Errorf("%v\nand the buffer file is unknown: %w", notRunning, err)
+	}
+	dataDir, from := config.DefaultDataDir, "default agent.data_dir; give --config FILE, or --file PATH"
+	if cfg != nil {
+		dataDir, from = cfg.Agent.DataDir, "agent.data_dir of "+t.config+"; or give --file PATH"
+	}
+	file = filepath.Join(dataDir, app.BufferFile)
+	s, err := store.OpenReadOnly(file, store.Options{})
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%v\nand no buffer file at %s (%s)", notRunning, file, from)
+	case err != nil:
+		return fmt.Errorf("%v\nand the buffer file: %w", notRunning, err)
 	}
 	defer s.Close()
 	return direct(s)
@@ -309,7 +350,7 @@ func newConfig(stdout io.Writer) *cobra.Command {
 	var path string
 	show := &cobra.Command{
 		Use:   "show",
-		Short: "Print the effective config (defaults applied) with secrets redacted",
+		Short: "Print the effective config (defaults applied), secrets redacted",
 		Long: "Show loads and validates the file like the agent does and prints the result\n" +
 			"as YAML, every default filled in. Secrets are never printed: the MQTT password\n" +
 			"stays in its password_file (only the path is shown) and a password inside a\n" +

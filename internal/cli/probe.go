@@ -29,10 +29,10 @@ type busFlags struct {
 
 func addBusFlags(cmd *cobra.Command, f *busFlags, defTimeout time.Duration, withBus bool) {
 	if withBus {
-		cmd.Flags().StringVar(&f.bus, "bus", "", "bus name from the config; through the running agent if it owns the bus")
+		cmd.Flags().StringVar(&f.bus, "bus", "", "bus name of the config (via the agent if running)")
 	}
-	cmd.Flags().StringVar(&f.tcp, "tcp", "", "Modbus TCP slave or gateway host:port (direct)")
-	cmd.Flags().StringVar(&f.rtu, "rtu", "", "RS-485 serial device, e.g. /dev/ttyUSB0 (direct)")
+	cmd.Flags().StringVar(&f.tcp, "tcp", "", "Modbus TCP slave or gateway host:port, direct")
+	cmd.Flags().StringVar(&f.rtu, "rtu", "", "RS-485 serial device (/dev/ttyUSB0), direct")
 	cmd.Flags().IntVar(&f.baud, "baud", 9600, "rtu: baud rate")
 	cmd.Flags().StringVar(&f.parity, "parity", "E", "rtu: parity N, E or O")
 	cmd.Flags().IntVar(&f.dataBits, "data-bits", 8, "rtu: data bits")
@@ -118,24 +118,19 @@ func newProbe(stdout io.Writer) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "probe",
-		Short: "Read registers once and show them raw and in every format and byte order",
-		Long: "Probe does one read and prints each register in hex and decimal, then every\n" +
-			"decoding a sensor could use (int16, uint16 and, per register pair, int32,\n" +
-			"uint32, float32 in byte orders ABCD, CDAB, BADC, DCBA), so you can recognise\n" +
-			"the right format and byte_order for the config.\n\n" +
-			"With --bus NAME and the agent running, the read goes through the agent's\n" +
-			"poller for that bus (it owns the port). With the agent stopped, --bus takes\n" +
-			"the bus settings from --config; --tcp and --rtu always read directly.",
-		Example: "  hazmon probe --bus rs485-1 --slave 3 --table holding --address 100 --count 2\n" +
-			"  hazmon probe --tcp 192.168.1.50:502 --slave 1 --address 0 --count 4\n" +
-			"  hazmon probe --rtu /dev/ttyUSB0 --baud 9600 --parity E --slave 7 --table input --address 10 --count 2",
+		Short: "Read registers once; show them in every format and byte order",
+		Long: "Probe reads once and shows the registers in each format and byte order, to\n" +
+			"find a sensor's format and byte_order. --bus reads through the running agent\n" +
+			"(it owns the port), or with --config's bus settings if it is stopped.",
+		Example: "  hazmon probe --bus rs485-1 --slave 3 --address 100 --count 4\n" +
+			"  hazmon probe --tcp 192.168.1.50:502 --table input --count 2",
 		Args: cobra.NoArgs,
 	}
 	t := addTarget(cmd)
 	addBusFlags(cmd, &f, 0, true)
 	cmd.Flags().IntVar(&req.Slave, "slave", 1, "slave (unit) id")
 	cmd.Flags().StringVar(&req.Table, "table", "holding", "holding, input, coil or discrete")
-	cmd.Flags().IntVar(&req.Address, "address", 0, "0-based protocol address (register 40001 is holding 0)")
+	cmd.Flags().IntVar(&req.Address, "address", 0, "0-based address (register 40001 is holding 0)")
 	cmd.Flags().IntVar(&req.Count, "count", 2, "registers or bits to read")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw result as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -151,7 +146,7 @@ func newProbe(stdout io.Writer) *cobra.Command {
 			res, err = probeDirect(&f, req)
 		}
 		if err != nil {
-			return err
+			return explainFrame(err)
 		}
 		if asJSON {
 			return writeJSON(stdout, res)
@@ -239,12 +234,18 @@ func readDirect(bus config.Bus, req control.ProbeRequest) (control.ProbeResult, 
 // orders are the byte orders shown, in config spelling.
 var orders = []string{decode.OrderABCD, decode.OrderCDAB, decode.OrderBADC, decode.OrderDCBA}
 
-// decoded formats one decoding with the agent's own decoder, or its fault.
+// decoded formats one decoding with the agent's own decoder, or its
+// fault in a word (NaN, Inf) so the table keeps its columns.
 func decoded(format, order string, words ...uint16) string {
 	sp := decode.Spec{Format: format, Order: order, Scale: 1}
 	v, err := sp.Registers(words)
-	if err != nil {
-		return err.Error()
+	switch {
+	case errors.Is(err, decode.ErrNaN):
+		return "NaN"
+	case errors.Is(err, decode.ErrInf):
+		return "Inf"
+	case err != nil:
+		return "error"
 	}
 	if format == decode.FormatFloat32 {
 		return strconv.FormatFloat(v, 'g', 7, 64) // float32 carries ~7 significant digits
@@ -252,42 +253,50 @@ func decoded(format, order string, words ...uint16) string {
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
-// renderProbe prints the raw items and every decoding.
+// renderProbe prints the read as one table: a row per format, a column
+// per byte order (config spelling). Each register has its uint16 and
+// int16 rows (BADC is the bytes swapped; CDAB and DCBA do not apply to one
+// register); each pair of registers has int32, uint32 and float32 rows.
+// Four registers fit an 80×24 terminal.
 func renderProbe(r control.ProbeResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, slave %d, %s %d..%d, via %s, %.1f ms\n", r.Bus, r.Slave, r.Table, r.Address,
 		r.Address+max(len(r.Registers), len(r.Bits))-1, r.Via, r.RTTMs)
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
 	if len(r.Bits) > 0 {
-		fmt.Fprintln(tw, "ADDR\tBIT\t")
+		fmt.Fprintln(tw, "ADDR\tBIT")
 		for i, on := range r.Bits {
 			v := 0
 			if on {
 				v = 1
 			}
-			fmt.Fprintf(tw, "%d\t%d\t\n", r.Address+i, v)
+			fmt.Fprintf(tw, "%d\t%d\n", r.Address+i, v)
 		}
 		tw.Flush()
 		return b.String()
 	}
-	fmt.Fprintln(tw, "ADDR\tHEX\tDEC (uint16)\tint16\tuint16 BA\tint16 BA\t")
+	fmt.Fprintln(tw, "ADDR\tHEX\tFORMAT\tABCD\tCDAB\tBADC\tDCBA")
 	for i, w := range r.Registers {
-		fmt.Fprintf(tw, "%d\t0x%04X\t%d\t%s\t%s\t%s\t\n", r.Address+i, w, w,
-			decoded(decode.FormatInt16, decode.OrderABCD, w),
-			decoded(decode.FormatUint16, decode.OrderBADC, w), decoded(decode.FormatInt16, decode.OrderBADC, w))
+		fmt.Fprintf(tw, "%d\t0x%04X\tuint16\t%s\t\t%s\n", r.Address+i, w,
+			decoded(decode.FormatUint16, decode.OrderABCD, w), decoded(decode.FormatUint16, decode.OrderBADC, w))
+		fmt.Fprintf(tw, "\t\tint16\t%s\t\t%s\n",
+			decoded(decode.FormatInt16, decode.OrderABCD, w), decoded(decode.FormatInt16, decode.OrderBADC, w))
 	}
-	tw.Flush()
 	for i := 0; i+1 < len(r.Registers); i++ {
 		w0, w1 := r.Registers[i], r.Registers[i+1]
-		fmt.Fprintf(&b, "\nregisters %d-%d (0x%04X 0x%04X) as 32-bit:\n", r.Address+i, r.Address+i+1, w0, w1)
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "ORDER\tint32\tuint32\tfloat32\t")
-		for _, o := range orders {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", o, decoded(decode.FormatInt32, o, w0, w1),
-				decoded(decode.FormatUint32, o, w0, w1), decoded(decode.FormatFloat32, o, w0, w1))
+		for j, f := range []string{decode.FormatInt32, decode.FormatUint32, decode.FormatFloat32} {
+			addr := ""
+			if j == 0 {
+				addr = fmt.Sprintf("%d-%d", r.Address+i, r.Address+i+1)
+			}
+			fmt.Fprintf(tw, "%s\t\t%s", addr, f)
+			for _, o := range orders {
+				fmt.Fprintf(tw, "\t%s", decoded(f, o, w0, w1))
+			}
+			fmt.Fprintln(tw)
 		}
-		tw.Flush()
 	}
+	tw.Flush()
 	return b.String()
 }
 
@@ -309,16 +318,19 @@ func newScan(stdout, stderr io.Writer) *cobra.Command {
 			"from --from to --to and lists those that reply. Any reply counts, an\n" +
 			"exception included (the slave is there but has no such register); on TCP,\n" +
 			"gateway exceptions 10 and 11 mean the unit behind the gateway is absent.\n" +
-			"Stop the agent first if it owns the bus (systemctl stop hazmon).",
+			"Stop the agent first if it owns the bus (systemctl stop hazmon). On RS-485\n" +
+			"at 9600 baud or slower, 100ms may be short for a slow slave: try 200ms.\n" +
+			"On a terminal, progress shows on stderr.",
 		Example: "  hazmon scan --rtu /dev/ttyUSB0 --baud 9600 --parity E\n" +
-			"  hazmon scan --rtu /dev/ttyUSB0 --baud 19200 --parity N --from 1 --to 32 --timeout 200ms\n" +
+			"  hazmon scan --rtu /dev/ttyUSB0 --baud 9600 --parity N --to 32 --timeout 200ms\n" +
 			"  hazmon scan --tcp 192.168.1.60:502 --to 16",
 		Args: cobra.NoArgs,
 	}
 	addBusFlags(cmd, &f, 100*time.Millisecond, false)
+	cmd.Flags().Lookup("timeout").Usage = "reply timeout (9600 baud: try 200ms)"
 	cmd.Flags().IntVar(&from, "from", 1, "first unit id")
 	cmd.Flags().IntVar(&to, "to", 247, "last unit id")
-	cmd.Flags().StringVar(&table, "table", "holding", "table read: holding, input, coil or discrete")
+	cmd.Flags().StringVar(&table, "table", "holding", "holding, input, coil or discrete")
 	cmd.Flags().IntVar(&address, "address", 0, "0-based address read")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the unit ids that answered as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -341,10 +353,13 @@ func newScan(stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintf(stdout, "scanning %s: unit ids %d..%d, %s %d, timeout %s\n", bus.Name, from, to, table, address, f.timeout)
 		}
 		found := []scanResult{}
+		prog := scanProgress{w: stderr, on: isTerminal(stderr), from: from, to: to}
+		defer prog.clear()
 		for id := from; id <= to; id++ {
 			if err := cmd.Context().Err(); err != nil {
 				return err
 			}
+			prog.show(id, len(found))
 			_, err := d.read(byte(id), table, uint16(address), 1)
 			var ee *modbus.ExceptionError
 			switch {
@@ -361,10 +376,12 @@ func newScan(stdout, stderr io.Writer) *cobra.Command {
 			default:
 				// A garbled reply: something is on the line, maybe at
 				// another baud rate or parity.
-				fmt.Fprintf(stderr, "unit %d: %v\n", id, err)
+				prog.clear()
+				fmt.Fprintf(stderr, "unit %d: %v\n", id, explainFrame(err))
 				continue
 			}
 			if !asJSON {
+				prog.clear()
 				fmt.Fprintf(stdout, "unit %3d: answers (%s)\n", id, found[len(found)-1].Reply)
 			}
 		}
@@ -383,4 +400,33 @@ func newScan(stdout, stderr io.Writer) *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// scanProgress is scan's single updating line on a terminal's stderr:
+// "unit 37 of 1..247, 2 answered"; nothing when on is false.
+type scanProgress struct {
+	w        io.Writer
+	on       bool
+	from, to int
+	shown    bool
+}
+
+func (p *scanProgress) show(id, found int) {
+	if !p.on {
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s%s", scanProgressLine(id, p.from, p.to, found), clearEOL)
+	p.shown = true
+}
+
+// clear erases the progress line before other output (and at the end).
+func (p *scanProgress) clear() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r"+clearEOL)
+		p.shown = false
+	}
+}
+
+func scanProgressLine(id, from, to, found int) string {
+	return fmt.Sprintf("scanning unit %d of %d..%d (%d%%), %d answered", id, from, to, 100*(id-from)/max(to-from+1, 1), found)
 }
