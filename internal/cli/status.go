@@ -216,7 +216,7 @@ func renderStatus(st control.Status, width, rows int) []string {
 		for _, o := range st.Outputs {
 			p := o.Name + "=" + o.State
 			if o.Detail != "" && o.State != "unknown" {
-				p += " (" + o.Detail + ")"
+				p += " (" + detailCause(o.Detail) + ")"
 			}
 			parts = append(parts, p)
 		}
@@ -239,7 +239,11 @@ func renderStatus(st control.Status, width, rows int) []string {
 			faults = append(faults, a.Sensor) // each has its sensor row with the cause
 			continue
 		}
-		alarms = append(alarms, fmt.Sprintf("%s %s %s %s at %s", strings.ToUpper(a.Level), a.Sensor, value(a.Value), a.Unit, clock(a.TS)))
+		v := ""
+		if a.Value != nil {
+			v = strings.TrimSpace(value(a.Value)+" "+a.Unit) + " "
+		}
+		alarms = append(alarms, fmt.Sprintf("%s %s %sat %s", strings.ToUpper(a.Level), a.Sensor, v, clock(a.TS)))
 	}
 	if len(faults) > 0 {
 		alarms = append(alarms, fmt.Sprintf("FAULT %d sensor(s): %s", len(faults), strings.Join(faults, " ")))
@@ -290,4 +294,15 @@ func truncate(lines []string, n int, what string) []string {
 	keep := max(n-1, 0)
 	more := fmt.Sprintf("… %d more %s (hazmon status shows all)", len(lines)-keep, what)
 	return append(lines[:keep:keep], more)
+}
+
+// detailCause keeps an output detail's label and the root cause of its
+// error: "not confirmed: write coil: bus X: bus down: ...: connection
+// refused" reads "not confirmed: connection refused".
+func detailCause(d string) string {
+	label, rest, ok := strings.Cut(d, ": ")
+	if !ok {
+		return d
+	}
+	return label + ": " + cause(rest)
 }
