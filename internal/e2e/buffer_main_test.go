@@ -8,13 +8,17 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,7 +29,6 @@ import (
 
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/mbslave"
-	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 	"github.com/hazmon/hazmon/internal/publish/brokertest"
 )
 
@@ -34,7 +37,6 @@ const (
 	gateID = "gw-e2e"
 	topics = "hazmon/v1/" + site + "/" + gateID + "/#"
 	wait   = 90 * time.Second // generous: 2 shared cores
-	tick   = 10 * time.Millisecond
 )
 
 var hazmonBin string
@@ -64,17 +66,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// site is a Modbus TCP slave whose sensors (one per unit id, holding
-// register 0) read a clock: the number of 10 ms ticks since t0. A reading
-// stamped ts must therefore carry a value close to (ts - t0)/10 ms, which
-// proves the published ts is the original sample time.
+// counterSite is a Modbus TCP slave (mbslave) whose sensors, one per unit
+// id, read holding register 0. A read hook on the slave's connections runs
+// when a request has fully arrived, before the slave executes it: it numbers
+// the unit's reads 1, 2, 3, ..., records the wall-clock time it saw read n
+// and puts n into the register. A reading's value therefore names the one
+// request it was read by, and when the slave served it. The agent takes the
+// sample time before it sends the request, on the same clock, so a reading
+// stamped ts with value n must have ts <= served(n), and only a little
+// before: that proves the published ts is the original sample time,
+// however loaded the machine is (no ticker whose lag could be mistaken for
+// a wrong ts). The numbers also let the tests account for every read
+// served, one by one.
 type counterSite struct {
 	bank  *mbslave.Bank
 	addr  string
-	t0    time.Time
 	units int
-	stop  chan struct{}
-	done  chan struct{}
+
+	mu      sync.Mutex
+	served  map[uint8][]time.Time // per unit: served[u][n-1] is when read n arrived
+	hookErr string                // the first thing the hook could not handle
 }
 
 func startSite(t *testing.T, units int) *counterSite {
@@ -83,31 +94,45 @@ func startSite(t *testing.T, units int) *counterSite {
 	for u := 1; u <= units; u++ {
 		b.AddUnit(uint8(u))
 	}
-	s := &counterSite{bank: b, t0: time.Now(), units: units, stop: make(chan struct{}), done: make(chan struct{})}
-	s.set()
-	s.addr = mbslavetest.StartTCP(t, b)
-	go func() {
-		defer close(s.done)
-		tk := time.NewTicker(2 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-tk.C:
-				s.set()
-			}
+	s := &counterSite{bank: b, units: units, served: map[uint8][]time.Time{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("slave: listen: %v", err)
+	}
+	s.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mbslave.ServeTCP(ctx, hookListener{Listener: ln, site: s}, b) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("slave: %v", err)
 		}
-	}()
-	t.Cleanup(func() { close(s.stop); <-s.done })
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.hookErr != "" {
+			t.Errorf("slave read hook: %s", s.hookErr)
+		}
+	})
 	return s
 }
 
-func (s *counterSite) set() {
-	v := uint16(time.Since(s.t0) / tick)
-	for u := 1; u <= s.units; u++ {
-		s.bank.SetHolding(uint8(u), 0, v)
+// arrived is the read hook: a request PDU for unit has fully arrived.
+func (s *counterSite) arrived(unit uint8, pdu []byte) {
+	if len(pdu) == 0 || pdu[0] != mbslave.FuncReadHoldingRegisters {
+		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.served[unit]) + 1
+	if n > 0xFFFF {
+		if s.hookErr == "" {
+			s.hookErr = fmt.Sprintf("unit %d: more than 65535 reads, the register cannot number them", unit)
+		}
+		return
+	}
+	s.served[unit] = append(s.served[unit], time.Now())
+	s.bank.SetHolding(unit, 0, uint16(n))
 }
 
 // requests returns the reads served over all units.
@@ -119,16 +144,98 @@ func (s *counterSite) requests() int {
 	return n
 }
 
-// checkValue reports whether value v is the counter read shortly after ts.
-func (s *counterSite) checkValue(ts int64, v float64) error {
-	at := s.t0.Add(time.Duration(v) * tick)
-	d := at.Sub(time.UnixMilli(ts))
-	// The register is read after the sample time (request latency) and is
-	// updated every 2 ms in 10 ms steps.
-	if d < -50*time.Millisecond || d > 3*time.Second {
-		return fmt.Errorf("value %v was served at %s, %v away from its ts %d: not the original sample time", v, at.Format(time.StampMilli), d, ts)
+// servedAt returns when the slave served read n of unit.
+func (s *counterSite) servedAt(unit uint8, n int) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < 1 || n > len(s.served[unit]) {
+		return time.Time{}, false
 	}
-	return nil
+	return s.served[unit][n-1], true
+}
+
+// maxSampleLag bounds the time from a reading's sample time (taken just
+// before the request is sent) to the slave seeing the request: generous,
+// as a loaded 2-core machine may not run the agent for a while.
+const maxSampleLag = 3 * time.Second
+
+// req names one read served: unit id and its number.
+type req struct {
+	unit uint8
+	n    int
+}
+
+// unitOf returns the unit id of a sensor named "<prefix>-<unit>".
+func unitOf(sensor string) (uint8, bool) {
+	i := strings.LastIndexByte(sensor, '-')
+	u, err := strconv.ParseUint(sensor[i+1:], 10, 8)
+	return uint8(u), i >= 0 && err == nil
+}
+
+// checkValue checks that the reading sensor@ts with value v was read by a
+// request the slave served at or after ts (same wall clock), within
+// maxSampleLag, and returns that request.
+func (s *counterSite) checkValue(sensor string, ts int64, v float64) (req, error) {
+	u, ok := unitOf(sensor)
+	if !ok || v != math.Trunc(v) {
+		return req{}, fmt.Errorf("value %v of %s names no request", v, sensor)
+	}
+	r := req{u, int(v)}
+	at, ok := s.servedAt(u, r.n)
+	if !ok {
+		return r, fmt.Errorf("value %v: the slave never served read %d of unit %d", v, r.n, u)
+	}
+	switch d := at.Sub(time.UnixMilli(ts)); {
+	case d < 0:
+		return r, fmt.Errorf("value %v was served at %s, %v before its ts %d: the ts is later than the read, not the sample time",
+			v, at.Format(time.StampMilli), -d, ts)
+	case d > maxSampleLag:
+		return r, fmt.Errorf("value %v was served at %s, %v after its ts %d (at most %v): not the original sample time",
+			v, at.Format(time.StampMilli), d, ts, maxSampleLag)
+	}
+	return r, nil
+}
+
+// hookListener hands out connections that call site.arrived for every
+// request frame, before mbslave (which reads exactly one frame at a time)
+// gets to execute it.
+type hookListener struct {
+	net.Listener
+	site *counterSite
+}
+
+func (l hookListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &hookConn{Conn: c, site: l.site}, nil
+}
+
+// hookConn follows the Modbus TCP frames read through it (MBAP header:
+// transaction id, protocol id, length, unit id; then the PDU).
+type hookConn struct {
+	net.Conn
+	site *counterSite
+	buf  []byte
+}
+
+func (c *hookConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.buf = append(c.buf, p[:n]...)
+	for len(c.buf) >= 7 {
+		l := int(binary.BigEndian.Uint16(c.buf[4:]))
+		if l < 2 || l > 254 {
+			c.buf = nil // mbslave drops such a connection
+			break
+		}
+		if len(c.buf) < 6+l {
+			break
+		}
+		c.site.arrived(c.buf[6], c.buf[7:6+l])
+		c.buf = c.buf[6+l:]
+	}
+	return n, err
 }
 
 // agentConfig describes the YAML written for one agent.
@@ -147,6 +254,7 @@ type agentConfig struct {
 	KeepAlive   string
 	PubTimeout  string
 	ConnTimeout string
+	BusTimeout  string // Modbus transaction timeout; default 1s
 }
 
 func (c agentConfig) write(t *testing.T) string {
@@ -174,7 +282,7 @@ func (c agentConfig) write(t *testing.T) string {
 	}
 	fmt.Fprintf(&b, "control: {socket: %q}\n", filepath.Join(c.DataDir, "hazmon.sock"))
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", or(c.LogLevel, "info"))
-	fmt.Fprintf(&b, "buses:\n  - {name: site, protocol: tcp, address: %q, timeout: 1s}\nsensors:\n", c.SlaveAddr)
+	fmt.Fprintf(&b, "buses:\n  - {name: site, protocol: tcp, address: %q, timeout: %s}\nsensors:\n", c.SlaveAddr, or(c.BusTimeout, "1s"))
 	for u := 1; u <= c.Sensors; u++ {
 		fmt.Fprintf(&b, "  - {id: %s-%d, type: flow, bus: site, slave: %d, table: holding, address: 0, format: uint16, unit: %q, interval: %s, range: [0, 65535]}\n",
 			or(c.SensorName, "FT"), u, u, or(c.Unit, "m3/h"), or(c.Interval, "100ms"))
@@ -305,9 +413,10 @@ type key struct {
 	ts     int64
 }
 
-// got is what the subscriber received for one reading.
+// got is what the subscriber received (or the file holds) for one reading.
 type got struct {
-	value      float64
+	value      float64 // meaningless for a fault
+	fault      string  // the fault's error; "" for a value
 	seq        uint64
 	historical bool
 }
@@ -315,7 +424,11 @@ type got struct {
 // recorder follows a bureau subscriber and enforces the contract on every
 // message as it arrives: schema-valid; per seq stream, a seq not above the
 // highest seen must be an exact repeat (same payload) of a message already
-// received; a reading (sensor, ts) arrives in one seq only.
+// received; a reading (sensor, ts) arrives in one seq only; with a site, a
+// value was read by a request served at or just after its ts, and no
+// request's value arrives as two readings. A fault reading (value null) is
+// a reading the agent sampled like any other: it is recorded and counted
+// (a poll that timed out on a loaded machine is not a contract violation).
 type recorder struct {
 	site *counterSite
 	mu   sync.Mutex
@@ -324,6 +437,8 @@ type recorder struct {
 	maxSeq   map[string]uint64
 	bySeq    map[string]map[uint64][]byte
 	readings map[key]got
+	byReq    map[req]key
+	faults   int
 	events   []contract.Event
 	statuses []string
 	repeats  int
@@ -337,7 +452,7 @@ func newRecorder(t *testing.T, b *brokertest.Broker, clientID string, s *counter
 	t.Helper()
 	ch := b.Subscribe(t, clientID, topics)
 	r := &recorder{site: s, maxSeq: map[string]uint64{}, bySeq: map[string]map[uint64][]byte{},
-		readings: map[key]got{}, stop: make(chan struct{}), done: make(chan struct{})}
+		readings: map[key]got{}, byReq: map[req]key{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		for {
@@ -426,13 +541,21 @@ func (r *recorder) add(m brokertest.Message) {
 			continue
 		}
 		if rd.Value == nil {
-			r.fail("reading %s@%d is a fault: %s", rd.Sensor, rd.TS, rd.Error)
+			if rd.Error == "" || rd.Status != "fault" {
+				r.fail("reading %s@%d: value null with status %q and error %q", rd.Sensor, rd.TS, rd.Status, rd.Error)
+			}
+			r.faults++
+			r.readings[k] = got{fault: rd.Error, seq: hdr.Seq, historical: hdr.Historical}
 			continue
 		}
 		if r.site != nil {
-			if err := r.site.checkValue(rd.TS, *rd.Value); err != nil {
+			q, err := r.site.checkValue(rd.Sensor, rd.TS, *rd.Value)
+			if err != nil {
 				r.fail("reading %s@%d: %v", rd.Sensor, rd.TS, err)
+			} else if prev, dup := r.byReq[q]; dup {
+				r.fail("reading %s@%d carries the value of read %d of unit %d, as did %s@%d", rd.Sensor, rd.TS, q.n, q.unit, prev.sensor, prev.ts)
 			}
+			r.byReq[q] = k
 		}
 		r.readings[k] = got{value: *rd.Value, seq: hdr.Seq, historical: hdr.Historical}
 	}
@@ -505,18 +628,26 @@ func perSensor(rs map[key]got) map[string][]int64 {
 
 // fileReadings opens a stopped agent's buffer file read-only (as a
 // technician would), checks its structure (bbolt's full consistency check)
-// and returns every reading it holds, pending or in the outbox. It reads
+// and returns every reading it holds, pending or in the outbox (its value
+// or fault error). It reads
 // the layout documented in internal/store: buckets "items/<stream>"
 // (value: 8-byte ts + reading JSON) and "outbox/<stream>" (value: 12-byte
 // header + message payload).
-func fileReadings(t *testing.T, path string) map[key]bool {
+func fileReadings(t *testing.T, path string) map[key]got {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("buffer file %s does not open: %v", path, err)
 	}
 	defer db.Close()
-	out := map[key]bool{}
+	out := map[key]got{}
+	add := func(rd contract.Reading) {
+		g := got{fault: or(rd.Error, "fault without error")}
+		if rd.Value != nil {
+			g = got{value: *rd.Value}
+		}
+		out[key{rd.Sensor, rd.TS}] = g
+	}
 	err = db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return fmt.Errorf("consistency check: %w", err)
@@ -527,7 +658,7 @@ func fileReadings(t *testing.T, path string) map[key]bool {
 				if err := json.Unmarshal(v[8:], &rd); err != nil {
 					return fmt.Errorf("item %d: %w", binary.BigEndian.Uint64(k), err)
 				}
-				out[key{rd.Sensor, rd.TS}] = true
+				add(rd)
 				return nil
 			}); err != nil {
 				return err
@@ -542,7 +673,7 @@ func fileReadings(t *testing.T, path string) map[key]bool {
 					return fmt.Errorf("outbox seq %d: %w", binary.BigEndian.Uint64(k), err)
 				}
 				for _, rd := range m.Readings {
-					out[key{rd.Sensor, rd.TS}] = true
+					add(rd)
 				}
 				return nil
 			})
@@ -564,4 +695,118 @@ func withoutMsg(log, msg string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// ledger is what became of every read the slave served, found read by
+// read through the numbers the site put in the register.
+type ledger struct {
+	served    int // reads the slave served
+	delivered int // reads whose value the subscriber received
+	inFile    int // reads whose value is still in the buffer file
+	timedOut  int // reads the agent reported as a fault reading instead (same sensor, served after the fault's ts and before its next reading)
+	faults    int // fault readings received or in the file
+	// lost are the other reads: their readings never arrived and are not
+	// in the file, so data_loss events must count them.
+	lost []req
+	errs []string // values that name no served read or were not read at their ts
+}
+
+// ledger reconciles the reads served with the readings received and left
+// in the file. A value that names no served read, or was not read at its
+// ts, is listed in errs.
+func (s *counterSite) ledger(received, left map[key]got) ledger {
+	var l ledger
+	seen := map[req]bool{}
+	var faults []key
+	next := map[key]int64{} // a reading's sensor's next sample time
+	for _, src := range []map[key]got{received, left} {
+		for k, g := range src {
+			if g.fault != "" {
+				faults = append(faults, k)
+				continue
+			}
+			q, err := s.checkValue(k.sensor, k.ts, g.value)
+			if err != nil {
+				l.errs = append(l.errs, fmt.Sprintf("reading %s@%d: %v", k.sensor, k.ts, err))
+				continue
+			}
+			if seen[q] {
+				continue // in flight at the stop: received and still in the outbox
+			}
+			seen[q] = true
+			if _, ok := received[k]; ok {
+				l.delivered++
+			} else {
+				l.inFile++
+			}
+		}
+	}
+	all := map[key]got{}
+	for k, g := range left {
+		all[k] = g
+	}
+	for k, g := range received {
+		all[k] = g
+	}
+	for sensor, ts := range perSensor(all) {
+		for i := 0; i+1 < len(ts); i++ {
+			next[key{sensor, ts[i]}] = ts[i+1]
+		}
+	}
+	l.faults = len(faults)
+	sort.Slice(faults, func(i, j int) bool { return faults[i].ts < faults[j].ts })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	matched := map[req]bool{}
+	for _, f := range faults {
+		u, ok := unitOf(f.sensor)
+		if !ok {
+			continue
+		}
+		from, to := time.UnixMilli(f.ts), time.UnixMilli(f.ts).Add(maxSampleLag)
+		if nx, ok := next[f]; ok && time.UnixMilli(nx).Before(to) {
+			to = time.UnixMilli(nx)
+		}
+		for i, at := range s.served[u] {
+			q := req{u, i + 1}
+			if !seen[q] && !matched[q] && !at.Before(from) && at.Before(to) {
+				matched[q] = true
+				l.timedOut++
+				break
+			}
+		}
+	}
+	for u := 1; u <= s.units; u++ {
+		for i := range s.served[uint8(u)] {
+			l.served++
+			if q := (req{uint8(u), i + 1}); !seen[q] && !matched[q] {
+				l.lost = append(l.lost, q)
+			}
+		}
+	}
+	return l
+}
+
+// busTrouble reports whether the agent logged a failed Modbus transaction
+// or link (its fault readings then may also have been evicted unseen). The
+// agent must log at debug level for the per-slave timeouts.
+func (a *agentProc) busTrouble() bool {
+	for _, msg := range []string{"slave not answering, backing off", "bus link failed, reopening", "bus down, reconnecting with backoff"} {
+		if len(a.logLines(msg)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// eventually polls cond for up to 30 s and then 500 ms more (whatever is
+// still on its way to the subscriber shows up now): after a stop, what
+// the agent had acked may still be in the broker's queue for the
+// subscriber. The caller then checks with exact numbers.
+func eventually(cond func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
 }
