@@ -312,7 +312,7 @@ func (b *controlBackend) Reload(ctx context.Context) (control.ReloadResult, erro
 }
 
 // reloadProblems lists a refused reload's reasons, one line each, without
-// the "reload rejected ... stays" wording that RefusedError already says.
+// the "the running config stays" wording that RefusedError already says.
 func reloadProblems(err error) []string {
 	var ce *config.Error
 	if errors.As(err, &ce) {
@@ -323,7 +323,7 @@ func reloadProblems(err error) []string {
 		return ps
 	}
 	msg := err.Error()
-	for _, pre := range []string{"reload rejected, the running config stays: ", "reload rejected: "} {
+	for _, pre := range []string{"reload rejected, the running config stays: ", "reload rejected: ", "the running config stays: "} {
 		msg = strings.TrimPrefix(msg, pre)
 	}
 	return []string{strings.TrimSuffix(msg, " (the running config stays)")}

@@ -577,7 +577,16 @@ func TestOutputCalibrateReload_ThroughAgent(t *testing.T) {
 		!strings.Contains(errs, `sensors[0].colour: unknown key "colour"`) || strings.Contains(errs, "socket") {
 		t.Errorf("bad reload with -c: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if st, err := control.NewClient(ag.socket).Status(context.Background()); err != nil || st.State != "running" {
+
+	// A valid file that only a restart can apply is refused with the reason.
+	if err := os.WriteFile(ag.cfgPath, []byte(strings.Replace(changed, "id: gw-cli", "id: gw-other", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = hz(t, "", "reload", "--socket", ag.socket)
+	if want := "hazmon: reload refused (the running config stays):\n  agent changed: restart needed\n"; code != 1 || errs != want {
+		t.Errorf("reload needing a restart: exit %d, stderr %q, want %q", code, errs, want)
+	}
+	if st, err := control.NewClient(ag.socket).Status(context.Background()); err != nil || st.State != "running" || st.Agent != "gw-cli" {
 		t.Fatalf("after a bad reload: %v, %+v", err, st.State)
 	}
 }
