@@ -338,7 +338,10 @@ func (b *controlBackend) BufferStats(ctx context.Context) (control.BufferStats, 
 	if err != nil {
 		return control.BufferStats{}, err
 	}
-	return control.BufferStatsFrom(a.store.Path(), st, time.Now()), nil
+	bs := control.BufferStatsFrom(a.store.Path(), st, time.Now())
+	bs.NotStored = a.appendErrs.Load()
+	bs.LastError = a.loss.lastError()
+	return bs, nil
 }
 
 // BufferExport implements control.Backend: the agent holds the file lock,

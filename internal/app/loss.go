@@ -48,6 +48,13 @@ func (l *lossTally) add(ts time.Time, err error) {
 	l.last = err.Error()
 }
 
+// lastError is the last refusal's error text, "" if none yet.
+func (l *lossTally) lastError() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
 // take returns the pending loss as an event and resets the tally.
 func (l *lossTally) take(now time.Time) (contract.Event, bool) {
 	l.mu.Lock()

@@ -58,3 +58,22 @@ func TestApp_RefusedRecordsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestApp_BufferStatsShowRefusals(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "buffer.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := &App{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a.errLog.every = time.Hour
+	a.refused(time.Now(), errors.New("write buffer.db: no space left on device"))
+	a.refused(time.Now(), store.ErrBusy)
+	bs, err := (*controlBackend)(a).BufferStats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs.NotStored != 2 || bs.LastError != store.ErrBusy.Error() {
+		t.Fatalf("buffer stats: not stored %d, last error %q", bs.NotStored, bs.LastError)
+	}
+}

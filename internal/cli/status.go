@@ -211,6 +211,9 @@ func renderStatus(st control.Status, width, rows int) []string {
 		oldest = "oldest " + age(st.Buffer.OldestAgeS) + " ago"
 	}
 	out = append(out, line("BUFFER  %d pending, %d outbox, %s, %s", st.Buffer.Pending, st.Buffer.Outbox, oldest, bytesHuman(st.Buffer.Bytes)))
+	if st.Buffer.NotStored > 0 {
+		out = append(out, line("BUFFER  FAULT: %d record(s) not stored (data_loss reported): %s", st.Buffer.NotStored, cause(st.Buffer.LastError)))
+	}
 	if len(st.Outputs) > 0 {
 		var parts []string
 		for _, o := range st.Outputs {

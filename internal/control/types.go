@@ -144,6 +144,11 @@ type BufferStats struct {
 	Bytes      int64                  `json:"bytes"`
 	FileSize   int64                  `json:"file_size"`
 	Streams    map[string]StreamStats `json:"streams"`
+	// NotStored counts records the running agent could not buffer (queue
+	// full, write error, disk full) since it started; each is reported in
+	// a data_loss event. LastError is the last such error.
+	NotStored uint64 `json:"not_stored"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // StreamStats is one stream of the buffer.
