@@ -270,6 +270,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 				l.Since = time.Now()
 			}
 			l.Connected, l.InFlight, l.LastError = false, 0, err.Error()
+			if l.Broker == "" {
+				l.Broker = strings.Join(p.opts.Brokers, ",") // tried, in order
+			}
 		})
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
