@@ -124,7 +124,7 @@ func TestApp_IndependentSlave(t *testing.T) {
 			case "rtu":
 				slaveEnd, clientEnd := mbslavetest.PtyPair(t)
 				startPySite(t, "rtu", slaveEnd)
-				bus = fmt.Sprintf(`{name: B, protocol: rtu, device: %s, baud: 9600, parity: E, timeout: 500ms}`, clientEnd)
+				bus = fmt.Sprintf(`{name: B, protocol: rtu, device: %s, baud: 9600, parity: E, timeout: 1s}`, clientEnd)
 			}
 			broker := brokertest.Start(t)
 			sub := broker.Subscribe(t, "platform-"+proto, "hazmon/v1/site-0001/gw-"+proto+"/#")
@@ -223,8 +223,11 @@ func checkReading(t *testing.T, r contract.Reading) bool {
 		t.Errorf("unexpected sensor %q", r.Sensor)
 		return false
 	}
-	if r.Status == "fault" && r.Value == nil && strings.Contains(r.Error, "bus down") {
-		return false // the first polls can race the slave's start-up
+	if r.Status == "fault" && r.Value == nil && (strings.Contains(r.Error, "bus down") || strings.Contains(r.Error, "timeout")) {
+		// The first polls can race the slave's start-up, and a loaded
+		// machine can miss a 9600-baud reply: an honest fault, not a wrong
+		// value. Every sensor must still show its expected outcome.
+		return false
 	}
 	if w.err != "" {
 		if r.Status != "fault" || r.Value != nil || !strings.Contains(r.Error, w.err) {

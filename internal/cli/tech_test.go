@@ -869,7 +869,7 @@ func TestHelp_Fits80Columns(t *testing.T) {
 			t.Errorf("%v --help: exit %d", args, code)
 		}
 		checkWidth(t, fmt.Sprint(args, " --help"), out)
-		if args != nil && len(args) == 1 && args[0] == "probe" {
+		if len(args) == 1 && args[0] == "probe" {
 			if n := strings.Count(out, "\n"); n > 30 {
 				t.Errorf("probe --help is %d lines", n)
 			}
