@@ -102,6 +102,7 @@ func (a *App) build(cfg *config.Config, prev *graph) (*graph, error) {
 		g.safety.outs = m
 	}
 	if prev != nil {
+		g.safety.inheritAlarms(prev.safety, cfg)
 		g.safety.mu.Lock()
 		g.safety.effects(inherited) // what the new rules imply at the last values
 		g.safety.mu.Unlock()

@@ -79,6 +79,7 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 		g.start(a.srcCtx, a.failed)
 	}
 	a.gmu.Unlock()
+	a.pub.SetSensors(sensorIDs(next))
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil
 }

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/mbslave"
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
@@ -231,4 +234,60 @@ func bufferedAlarms(t *testing.T, a *App) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestApp_ReloadKeepsActiveAlarms: an alarm raised before a reload is still
+// listed afterwards, and its cleared message carries the raised one's
+// alarm_id; an alarm whose rule the new file removes is cleared at once.
+// A removed sensor leaves the retained current snapshot.
+func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
+	a, bank, path, _ := fieldSite(t, `  - {id: CO-101, type: co, bus: plc, slave: 1, table: holding, address: 5, unit: ppm, interval: 100ms, range: [0, 1000]}
+`)
+	ctx := context.Background()
+	bank.SetHolding(1, 5, 30)  // CO 30 ppm: default alarm ≥ 24
+	bank.SetHolding(1, 0, 160) // 1.60 %CH4: alarm and cut-off
+	waitFor(t, 5*time.Second, "alarms raised", func() bool { return len(a.current().safety.activeAlarms()) == 3 })
+	raisedIDs := map[string]string{}
+	for _, al := range a.current().safety.activeAlarms() {
+		raisedIDs[al.Sensor+"/"+al.Level] = al.AlarmID
+	}
+
+	orig, _ := os.ReadFile(path)
+	// Drop CO-101 and add a harmless sensor: CH4's alarms stay, CO's is cleared.
+	body := strings.Replace(string(orig), "  - {id: CO-101, type: co, bus: plc, slave: 1, table: holding, address: 5, unit: ppm, interval: 100ms, range: [0, 1000]}\n",
+		"  - {id: T-1, type: temperature, bus: plc, slave: 1, table: holding, address: 6, unit: degC, interval: 100ms, range: [0, 100]}\n", 1)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if applied, _, err := a.Reload(ctx); err != nil || !applied {
+		t.Fatalf("Reload = %v, %v", applied, err)
+	}
+	var active []string
+	for _, al := range a.current().safety.activeAlarms() {
+		active = append(active, al.Sensor+"/"+al.Level)
+	}
+	slices.Sort(active)
+	if strings.Join(active, " ") != "CH4-101/alarm CH4-101/cutoff" {
+		t.Fatalf("active alarms after reload: %v", active)
+	}
+	bank.SetHolding(1, 0, 40)
+	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return len(a.current().safety.activeAlarms()) == 0 })
+	cleared := map[string]string{}
+	for _, raw := range strings.Split(strings.TrimSpace(bufferedAlarms(t, a)), "\n") {
+		var al contract.Alarm
+		if err := json.Unmarshal([]byte(raw), &al); err != nil {
+			t.Fatal(err)
+		}
+		if al.State == "cleared" {
+			cleared[al.Sensor+"/"+al.Level] = al.AlarmID
+		}
+	}
+	for k, id := range raisedIDs {
+		if cleared[k] != id {
+			t.Errorf("%s: raised as %s, cleared as %q", k, id, cleared[k])
+		}
+	}
+	if slices.Contains(a.pub.Current(), "CO-101") {
+		t.Errorf("removed sensor CO-101 still in the current snapshot %v", a.pub.Current())
+	}
 }

@@ -127,6 +127,58 @@ func (s *safety) aggregate(gi int, now time.Time) {
 	g.level = next
 }
 
+// inheritAlarms carries prev's active alarms (with their raise times, so a
+// later "cleared" keeps the alarm_id of its "raised") and warning-group
+// levels into s, for a reload. An active alarm the new config can no longer
+// clear (its sensor, rule level or group is gone) is cleared now, so the
+// platform never keeps an alarm open forever. Call it before s is used.
+func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
+	possible := map[string]bool{}
+	for _, sr := range cfg.SensorRules() {
+		possible[sr.Sensor+"/"+string(rules.LevelFault)] = true
+		possible[sr.Sensor+"/"+LevelFeedAbnormal] = true
+		for _, r := range sr.Rules {
+			possible[sr.Sensor+"/"+string(r.Level)] = true
+		}
+	}
+	for _, g := range cfg.WarningGroups {
+		for _, l := range []rules.Level{rules.LevelBlue, rules.LevelYellow, rules.LevelOrange, rules.LevelRed} {
+			possible[g.Name+"/"+string(l)] = true
+		}
+	}
+	type goneAlarm struct {
+		a     contract.Alarm
+		start int64
+	}
+	var gone []goneAlarm
+	prev.amu.Lock()
+	for k, a := range prev.active {
+		if !possible[k] {
+			gone = append(gone, goneAlarm{a, prev.raised[k]})
+			continue
+		}
+		s.raised[k] = prev.raised[k]
+		s.active[k] = a
+	}
+	prev.amu.Unlock()
+	now := time.Now().UnixMilli()
+	for _, g := range gone {
+		s.amu.Lock()
+		s.raised[g.a.Sensor+"/"+g.a.Level] = g.start // the cleared message keeps the raised one's alarm_id
+		s.amu.Unlock()
+		s.emit(contract.Alarm{Sensor: g.a.Sensor, Level: g.a.Level, State: rules.StateCleared, TS: now, Outputs: []string{}})
+	}
+	prev.mu.Lock()
+	defer prev.mu.Unlock()
+	for i := range s.groups {
+		for _, pg := range prev.groups {
+			if pg.name == s.groups[i].name {
+				s.groups[i].level = pg.level
+			}
+		}
+	}
+}
+
 // lastTick is when the safety loop last ran.
 func (s *safety) lastTick() time.Time { return time.Unix(0, s.ticked.Load()) }
 
@@ -230,21 +282,21 @@ func (s *safety) emit(a contract.Alarm) {
 	if a.Outputs == nil {
 		a.Outputs = []string{}
 	}
-	switch a.State {
-	case rules.StateRaised:
+	if a.State == rules.StateRaised {
 		s.raised[key] = a.TS
-		s.active[key] = a
-	case rules.StateCleared:
-		delete(s.active, key)
 	}
 	start, ok := s.raised[key]
 	if !ok {
 		start = a.TS
 	}
-	if a.State == rules.StateCleared {
+	a.AlarmID = key + "/" + strconv.FormatInt(start, 10)
+	switch a.State {
+	case rules.StateRaised:
+		s.active[key] = a
+	case rules.StateCleared:
+		delete(s.active, key)
 		delete(s.raised, key)
 	}
-	a.AlarmID = key + "/" + strconv.FormatInt(start, 10)
 	s.alarm(a)
 }
 

@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -227,6 +228,38 @@ func (p *Publisher) UpdateCurrent(r contract.Reading) {
 	p.dirty = true
 }
 
+// Current returns the sensors of the current snapshot (sorted ids).
+func (p *Publisher) Current() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.current))
+	for id := range p.current {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// SetSensors replaces the configured sensor ids (after a config reload):
+// the next status message lists them, and the retained current snapshot
+// drops sensors no longer configured, so a removed sensor's last reading
+// is not shown as live.
+func (p *Publisher) SetSensors(ids []string) {
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opts.Sensors = append([]string(nil), ids...)
+	for id := range p.current {
+		if !keep[id] {
+			delete(p.current, id)
+			p.dirty = true
+		}
+	}
+}
+
 func (p *Publisher) setLink(f func(*Link)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -285,7 +318,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 }
 
 func (p *Publisher) statusPayload(state string) []byte {
+	p.mu.Lock()
 	sensors := p.opts.Sensors
+	p.mu.Unlock()
 	if sensors == nil {
 		sensors = []string{} // the schema wants an array, never null
 	}
