@@ -362,7 +362,7 @@ func newConfig(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := redacted(*l.Config)
+			c := redacted(l.Config.Effective())
 			data, err := yaml.Marshal(&c)
 			if err != nil {
 				return fmt.Errorf("encode config: %w", err)

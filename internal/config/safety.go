@@ -51,6 +51,43 @@ func (c *Config) SensorRules() []rules.SensorRules {
 	return out
 }
 
+// Effective returns a copy of c as the agent runs it, for display (hazmon
+// config show): each sensor's rules expanded from its location preset or
+// type default, with on_fault, fault_unlock_after and resolution resolved,
+// and the scale filled in. cut_outputs is folded into the cut-off rule.
+func (c *Config) Effective() Config {
+	e := *c
+	e.Sensors = make([]Sensor, len(c.Sensors))
+	for i, s := range c.Sensors {
+		rs, _ := effectiveRules(s)
+		sr := rules.SensorRules{Sensor: s.ID, Type: s.Type}
+		s.Rules = nil
+		for _, r := range rs {
+			cr := Rule{Level: string(r.Level), Above: r.Above, Below: r.Below, Equals: r.Equals,
+				ClearBelow: r.ClearBelow, ClearAbove: r.ClearAbove, For: Duration(r.For),
+				Outputs: slices.Clone(r.Outputs), OnFault: sr.OnFault(r)}
+			if cr.Above != nil && cr.ClearBelow == nil {
+				cr.ClearBelow = cr.Above
+			}
+			if cr.Below != nil && cr.ClearAbove == nil {
+				cr.ClearAbove = cr.Below
+			}
+			s.Rules = append(s.Rules, cr)
+		}
+		s.CutOutputs = nil
+		s.Resolution = resolution(s, rs)
+		if s.FaultUnlockAfter == 0 {
+			s.FaultUnlockAfter = Duration(rules.DefaultFaultUnlockAfter)
+		}
+		if s.Scale == nil && s.Format != "bool" {
+			one := 1.0
+			s.Scale = &one
+		}
+		e.Sensors[i] = s
+	}
+	return e
+}
+
 // effectiveRules returns the rules a sensor runs with and where they came
 // from ("config", "location", "default" or "").
 func effectiveRules(s Sensor) ([]rules.Rule, string) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"go.yaml.in/yaml/v3"
 	"strings"
 	"testing"
 
@@ -211,5 +212,59 @@ func TestSafety_CutoffDelay(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("warnings lack %q:\n%s", want, all)
 		}
+	}
+}
+
+// TestConfig_Effective: config show prints the limits in force — a
+// location preset and a type default expanded, on_fault and the fault
+// lockout resolved — not an empty rules list.
+func TestConfig_Effective(t *testing.T) {
+	l, err := Parse("s.yaml", []byte(safetyYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := l.Config.Effective()
+	ch4 := e.Sensors[0]
+	if len(ch4.Rules) != 2 || ch4.Rules[1].Level != "cutoff" || *ch4.Rules[1].Above != 1.5 || *ch4.Rules[1].ClearBelow != 1.0 ||
+		ch4.Rules[1].OnFault != "cut" || ch4.Rules[1].Outputs[0] != "breaker-3" || ch4.CutOutputs != nil {
+		t.Fatalf("coal_face preset: %+v", ch4.Rules)
+	}
+	if ch4.FaultUnlockAfter.D().String() != "10s" || ch4.Resolution != 0.01 {
+		t.Fatalf("CH4 lockout %s resolution %g", ch4.FaultUnlockAfter, ch4.Resolution)
+	}
+	if co := e.Sensors[2]; len(co.Rules) != 1 || *co.Rules[0].Above != 24 || co.Rules[0].OnFault != "hold" {
+		t.Fatalf("CO default: %+v", co.Rules)
+	}
+	if len(l.Config.Sensors[0].Rules) != 0 {
+		t.Fatal("Effective changed the running config")
+	}
+	if *e.Buses[0].MaxGap != DefaultMaxGap || e.MQTT.WindowBytes != 64<<10 {
+		t.Fatalf("defaults: max_gap %d window_bytes %d", *e.Buses[0].MaxGap, e.MQTT.WindowBytes)
+	}
+}
+
+// TestConfig_EffectiveRoundTrip: what config show prints is itself a valid
+// config that runs the same rules.
+func TestConfig_EffectiveRoundTrip(t *testing.T) {
+	l, err := Parse("s.yaml", []byte(safetyYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := l.Config.Effective()
+	out, err := yaml.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Parse("shown.yaml", out)
+	if err != nil {
+		t.Fatalf("config show output does not load: %v\n%s", err, out)
+	}
+	e2 := l2.Config.Effective()
+	out2, err := yaml.Marshal(&e2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(out2) {
+		t.Fatalf("effective config changes on a round trip:\n%s\n----\n%s", out, out2)
 	}
 }

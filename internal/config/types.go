@@ -15,11 +15,11 @@ type Config struct {
 	Buffer  Buffer   `yaml:"buffer"`
 	Buses   []Bus    `yaml:"buses"`
 	Sensors []Sensor `yaml:"sensors"`
-	Outputs []Output `yaml:"outputs"`
+	Outputs []Output `yaml:"outputs,omitempty"`
 	// WarningGroups aggregate the colour warnings of several monitoring
 	// items (a tailings pond's water level, phreatic line, beach length,
 	// rainfall, ...) into one warning per GB 51108-2015.
-	WarningGroups []WarningGroup `yaml:"warning_groups"`
+	WarningGroups []WarningGroup `yaml:"warning_groups,omitempty"`
 	Control       Control        `yaml:"control"`
 	Log           Log            `yaml:"log"`
 }
@@ -33,11 +33,11 @@ type Agent struct {
 
 // MQTT is the link to the bureau's broker.
 type MQTT struct {
-	Brokers        []string `yaml:"brokers"`       // tcp://host:1883, ssl://host:8883, tls://...; tried in order
-	TopicPrefix    string   `yaml:"topic_prefix"`  // default "hazmon/v1"
-	ClientID       string   `yaml:"client_id"`     // default "hazmon-<site>-<agent id>"
-	Username       string   `yaml:"username"`      // optional
-	PasswordFile   string   `yaml:"password_file"` // file holding the password; never logged
+	Brokers        []string `yaml:"brokers"`                 // tcp://host:1883, ssl://host:8883, tls://...; tried in order
+	TopicPrefix    string   `yaml:"topic_prefix"`            // default "hazmon/v1"
+	ClientID       string   `yaml:"client_id"`               // default "hazmon-<site>-<agent id>"
+	Username       string   `yaml:"username,omitempty"`      // optional
+	PasswordFile   string   `yaml:"password_file,omitempty"` // file holding the password; never logged
 	TLS            TLS      `yaml:"tls"`
 	KeepAlive      Duration `yaml:"keepalive"`       // default 30s
 	ConnectTimeout Duration `yaml:"connect_timeout"` // default 10s
@@ -48,17 +48,17 @@ type MQTT struct {
 	// (0 = unlimited): set it below a slow uplink's capacity so keepalive
 	// pings are never starved.
 	WindowBytes int `yaml:"window_bytes"`
-	RateBytes   int `yaml:"rate_bytes"`
+	RateBytes   int `yaml:"rate_bytes,omitempty"`
 }
 
 // TLS configures a secured broker link. Server verification is on unless
 // InsecureSkipVerify is set.
 type TLS struct {
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	CAFile             string `yaml:"ca_file,omitempty"`
+	CertFile           string `yaml:"cert_file,omitempty"`
+	KeyFile            string `yaml:"key_file,omitempty"`
+	ServerName         string `yaml:"server_name,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify,omitempty"`
 }
 
 // Buffer bounds the bbolt store-and-forward buffer.
@@ -70,14 +70,14 @@ type Buffer struct {
 // Bus is one Modbus link: a TCP connection or an RS-485 serial port.
 type Bus struct {
 	Name     string   `yaml:"name"`
-	Protocol string   `yaml:"protocol"`  // "tcp" or "rtu"
-	Address  string   `yaml:"address"`   // tcp: host:port
-	Device   string   `yaml:"device"`    // rtu: /dev/ttyUSB0
-	Baud     int      `yaml:"baud"`      // rtu: default 9600
-	DataBits int      `yaml:"data_bits"` // rtu: default 8
-	Parity   string   `yaml:"parity"`    // rtu: N|E|O, default E
-	StopBits int      `yaml:"stop_bits"` // rtu: 1|2, default 1
-	Timeout  Duration `yaml:"timeout"`   // per request; default 1s tcp, 500ms rtu
+	Protocol string   `yaml:"protocol"`            // "tcp" or "rtu"
+	Address  string   `yaml:"address,omitempty"`   // tcp: host:port
+	Device   string   `yaml:"device,omitempty"`    // rtu: /dev/ttyUSB0
+	Baud     int      `yaml:"baud,omitempty"`      // rtu: default 9600
+	DataBits int      `yaml:"data_bits,omitempty"` // rtu: default 8
+	Parity   string   `yaml:"parity,omitempty"`    // rtu: N|E|O, default E
+	StopBits int      `yaml:"stop_bits,omitempty"` // rtu: 1|2, default 1
+	Timeout  Duration `yaml:"timeout"`             // per request; default 1s tcp, 500ms rtu
 	// MaxGap is the largest run of unused registers (or coils/discrete
 	// inputs) between two sensors of the same slave, table and interval
 	// that are still read in one request (at most 125 registers or 2000
@@ -99,23 +99,23 @@ type Sensor struct {
 	Format    string    `yaml:"format"`     // int16|uint16|int32|uint32|float32|bool
 	ByteOrder string    `yaml:"byte_order"` // ABCD (default)|CDAB|BADC|DCBA
 	Scale     *float64  `yaml:"scale"`      // default 1
-	Offset    float64   `yaml:"offset"`
+	Offset    float64   `yaml:"offset,omitempty"`
 	Unit      string    `yaml:"unit"`
-	Interval  Duration  `yaml:"interval"` // default 1s
-	Range     []float64 `yaml:"range"`    // [min, max] valid engineering range
-	NoValue   []int64   `yaml:"no_value"` // raw codes that mean "no value" (e.g. 65535): a fault
-	Location  string    `yaml:"location"` // optional preset from the methane table (rules.MethaneTable)
+	Interval  Duration  `yaml:"interval"`           // default 1s
+	Range     []float64 `yaml:"range,omitempty"`    // [min, max] valid engineering range
+	NoValue   []int64   `yaml:"no_value,omitempty"` // raw codes that mean "no value" (e.g. 65535): a fault
+	Location  string    `yaml:"location,omitempty"` // optional preset from the methane table (rules.MethaneTable)
 	// GPIO reads a digital sensor from a GPIO line instead of a Modbus bus
 	// (type digital: float switches, door, fan and feed contacts).
-	GPIO *GPIOIn `yaml:"gpio"`
+	GPIO *GPIOIn `yaml:"gpio,omitempty"`
 	// Rules are the sensor's local safety rules; see README "Safety rules".
-	Rules []Rule `yaml:"rules"`
+	Rules []Rule `yaml:"rules,omitempty"`
 	// CutOutputs are the outputs the cut-off rule of a location preset
 	// de-energises (with location and no hand-written rules).
-	CutOutputs []string `yaml:"cut_outputs"`
+	CutOutputs []string `yaml:"cut_outputs,omitempty"`
 	// OverrideRegulation accepts rules looser than the regulation's limits
 	// (validate then warns instead of failing).
-	OverrideRegulation bool `yaml:"override_regulation"`
+	OverrideRegulation bool `yaml:"override_regulation,omitempty"`
 	// FaultUnlockAfter: how long the sensor must read validly after a fault
 	// before its on_fault=cut outputs are released (default 10s).
 	FaultUnlockAfter Duration `yaml:"fault_unlock_after"`
@@ -139,14 +139,14 @@ type GPIOIn struct {
 // the trigger limit). For is an optional on-delay.
 type Rule struct {
 	Level      string   `yaml:"level"` // alarm|alarm2|cutoff|blue|yellow|orange|red
-	Above      *float64 `yaml:"above"`
-	Below      *float64 `yaml:"below"`
-	Equals     *bool    `yaml:"equals"`
-	ClearBelow *float64 `yaml:"clear_below"`
-	ClearAbove *float64 `yaml:"clear_above"`
-	For        Duration `yaml:"for"`
-	Outputs    []string `yaml:"outputs"`  // outputs cut while the rule is raised
-	OnFault    string   `yaml:"on_fault"` // cut|hold (default cut for cutoff rules and methane)
+	Above      *float64 `yaml:"above,omitempty"`
+	Below      *float64 `yaml:"below,omitempty"`
+	Equals     *bool    `yaml:"equals,omitempty"`
+	ClearBelow *float64 `yaml:"clear_below,omitempty"`
+	ClearAbove *float64 `yaml:"clear_above,omitempty"`
+	For        Duration `yaml:"for,omitempty"`
+	Outputs    []string `yaml:"outputs,omitempty"`  // outputs cut while the rule is raised
+	OnFault    string   `yaml:"on_fault,omitempty"` // cut|hold (default cut for cutoff rules and methane)
 }
 
 // Output is a named actuator: a relay on a GPIO line or a coil on a Modbus
@@ -154,10 +154,10 @@ type Rule struct {
 // 1) while power is allowed, de-energised when cut.
 type Output struct {
 	Name        string      `yaml:"name"`
-	GPIO        *GPIOOut    `yaml:"gpio"`
-	Modbus      *ModbusCoil `yaml:"modbus"`
-	Feed        string      `yaml:"feed"`         // optional digital sensor id showing whether power is really present
-	FeedTimeout Duration    `yaml:"feed_timeout"` // default 2s
+	GPIO        *GPIOOut    `yaml:"gpio,omitempty"`
+	Modbus      *ModbusCoil `yaml:"modbus,omitempty"`
+	Feed        string      `yaml:"feed,omitempty"` // optional digital sensor id showing whether power is really present
+	FeedTimeout Duration    `yaml:"feed_timeout"`   // default 2s
 }
 
 // GPIOOut is a relay driven by a GPIO line.

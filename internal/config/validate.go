@@ -20,6 +20,8 @@ const (
 	DefaultRTUTimeout   = 500 * time.Millisecond
 	DefaultKeepAlive    = 30 * time.Second
 	DefaultBatchMax     = 200
+	DefaultWindowBytes  = 64 << 10 // payload bytes in flight during a replay
+	DefaultMaxGap       = 10       // unused registers a coalesced read may span
 	DefaultBufferBytes  = 256 << 20
 	DefaultBufferMaxAge = 30 * 24 * time.Hour // records of major hazard sources are kept ≥ 30 days
 	MinInterval         = 10 * time.Millisecond
@@ -70,6 +72,9 @@ func applyDefaults(c *Config) {
 	if c.MQTT.PublishTimeout == 0 {
 		c.MQTT.PublishTimeout = Duration(10 * time.Second)
 	}
+	if c.MQTT.WindowBytes == 0 {
+		c.MQTT.WindowBytes = DefaultWindowBytes
+	}
 	if c.MQTT.BatchMax == 0 {
 		c.MQTT.BatchMax = DefaultBatchMax
 	}
@@ -90,6 +95,10 @@ func applyDefaults(c *Config) {
 	}
 	for i := range c.Buses {
 		b := &c.Buses[i]
+		if b.MaxGap == nil {
+			g := DefaultMaxGap
+			b.MaxGap = &g
+		}
 		switch b.Protocol {
 		case "tcp":
 			if b.Timeout == 0 {
@@ -345,7 +354,7 @@ func (c *Config) validate() (errs, warns []violation) {
 		if s.Interval.D() < MinInterval {
 			k.errf(p+".interval", "%s is shorter than %s", s.Interval, MinInterval)
 		}
-		if s.Range != nil {
+		if len(s.Range) > 0 {
 			if len(s.Range) != 2 {
 				k.errf(p+".range", "want [min, max], got %d values", len(s.Range))
 			} else if !(s.Range[0] < s.Range[1]) {

@@ -203,13 +203,20 @@ func (s SensorRules) resolution() float64 {
 
 // onFaultCut reports whether r cuts its outputs while the sensor is faulty.
 func (s SensorRules) onFaultCut(r Rule) bool {
-	switch r.OnFault {
-	case OnFaultCut:
-		return true
-	case OnFaultHold:
-		return false
+	return s.OnFault(r) == OnFaultCut
+}
+
+// OnFault returns what rule r does while the sensor is faulty: its own
+// on_fault, else OnFaultCut for a cut-off rule and for any rule of a
+// methane sensor (fault lockout, domain notes §4), else OnFaultHold.
+func (s SensorRules) OnFault(r Rule) string {
+	if r.OnFault != "" {
+		return r.OnFault
 	}
-	return r.Level == LevelCutoff || s.Type == "methane"
+	if r.Level == LevelCutoff || s.Type == "methane" {
+		return OnFaultCut
+	}
+	return OnFaultHold
 }
 
 // Event is an alarm event: a rule (or a fault) raised or cleared.
