@@ -165,7 +165,7 @@ func (b *controlBackend) Probe(ctx context.Context, req control.ProbeRequest) (c
 		start := time.Now()
 		data, err := p.Read(ctx, byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
 		if err != nil {
-			return control.ProbeResult{}, fmt.Errorf("bus %s: read slave %d %s %d+%d: %w", req.Bus, req.Slave, req.Table, req.Address, req.Count, err)
+			return control.ProbeResult{}, err // the poller's error names bus, slave, table and address
 		}
 		res := control.ProbeResult{Via: "agent", Bus: req.Bus, Slave: req.Slave, Table: req.Table, Address: req.Address,
 			RTTMs: float64(time.Since(start).Microseconds()) / 1000}

@@ -160,7 +160,8 @@ func newReload(stdout, stderr io.Writer) *cobra.Command {
 			fmt.Fprintln(stderr, "warning:", w)
 		}
 		if res.Changed {
-			fmt.Fprintf(stdout, "reloaded %s: %d buses, %d sensors, %d outputs\n", res.ConfigPath, res.Buses, res.Sensors, res.Outputs)
+			fmt.Fprintf(stdout, "reloaded %s: %s, %s, %s\n", res.ConfigPath, count(res.Buses, "bus", "buses"),
+				count(res.Sensors, "sensor", "sensors"), count(res.Outputs, "output", "outputs"))
 		} else {
 			fmt.Fprintf(stdout, "config unchanged, nothing to apply (%s)\n", res.ConfigPath)
 		}

@@ -550,7 +550,7 @@ func TestOutputCalibrateReload_ThroughAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errs = hz(t, "", "reload", "-c", ag.cfgPath)
-	if code != 0 || out != "reloaded "+ag.cfgPath+": 1 buses, 2 sensors, 0 outputs\n" {
+	if code != 0 || out != "reloaded "+ag.cfgPath+": 1 bus, 2 sensors, 0 outputs\n" {
 		t.Fatalf("reload of a changed file: exit %d, %q, %q", code, out, errs)
 	}
 

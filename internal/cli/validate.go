@@ -31,8 +31,8 @@ func newValidate(stdout, stderr io.Writer) *cobra.Command {
 			for _, w := range l.Warnings {
 				fmt.Fprintln(stdout, "warning:", w.Error())
 			}
-			fmt.Fprintf(stdout, "%s: valid (%d buses, %d sensors, %d warning(s))\n",
-				path, len(l.Config.Buses), len(l.Config.Sensors), len(l.Warnings))
+			fmt.Fprintf(stdout, "%s: valid (%s, %s, %s)\n", path, count(len(l.Config.Buses), "bus", "buses"),
+				count(len(l.Config.Sensors), "sensor", "sensors"), count(len(l.Warnings), "warning", "warnings"))
 			return nil
 		},
 	}
@@ -52,4 +52,12 @@ func loadConfig(path string, w io.Writer) (l *config.Loaded, n int, err error) {
 		return nil, len(ce.Problems), err
 	}
 	return l, 0, err
+}
+
+// count is "1 bus", "2 buses".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -103,13 +103,15 @@ type Telemetry struct {
 }
 
 // Alarm is the payload of {prefix}/{site}/{agent}/alarm: one alarm level
-// raised or cleared. AlarmID is "<sensor>/<level>/<raise ms>".
+// raised or cleared. AlarmID is "<sensor>/<level>/<raise ms>". V, Seq,
+// Agent and Site are filled in when the message is formed for publishing
+// (a buffered record omits them; a published one always has them).
 type Alarm struct {
-	V           int      `json:"v"`
-	Seq         uint64   `json:"seq"`
+	V           int      `json:"v,omitempty"`
+	Seq         uint64   `json:"seq,omitempty"`
 	AlarmID     string   `json:"alarm_id"`
-	Agent       string   `json:"agent"`
-	Site        string   `json:"site"`
+	Agent       string   `json:"agent,omitempty"`
+	Site        string   `json:"site,omitempty"`
 	Sensor      string   `json:"sensor"`
 	Level       string   `json:"level"`
 	State       string   `json:"state"` // raised|cleared
@@ -124,10 +126,10 @@ type Alarm struct {
 // bureau must know about the agent itself (data loss, buffer reset, ...).
 // FromTS/ToTS/Readings/Reason are used by data_loss; zero values are omitted.
 type Event struct {
-	V        int    `json:"v"`
-	Seq      uint64 `json:"seq"`
-	Agent    string `json:"agent"`
-	Site     string `json:"site"`
+	V        int    `json:"v,omitempty"`
+	Seq      uint64 `json:"seq,omitempty"`
+	Agent    string `json:"agent,omitempty"`
+	Site     string `json:"site,omitempty"`
 	Type     string `json:"type"`
 	TS       int64  `json:"ts"`
 	FromTS   int64  `json:"from_ts,omitempty"`
