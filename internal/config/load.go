@@ -27,6 +27,7 @@ type Problem struct {
 	Message string
 }
 
+// Error formats p as "file:line: key.path: message".
 func (p Problem) Error() string {
 	loc := p.File
 	if p.Line > 0 {
@@ -44,6 +45,7 @@ type Error struct {
 	Problems []Problem
 }
 
+// Error lists every problem, one per line after a count.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d config error(s):", len(e.Problems))
