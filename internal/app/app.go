@@ -158,17 +158,17 @@ func (a *App) Run(ctx context.Context) error {
 	a.g.start(srcCtx, a.failed)
 	a.gmu.Unlock()
 
-	var wdWG sync.WaitGroup
-	wdWG.Add(1)
+	var aux sync.WaitGroup // clock watch, loss reports, systemd watchdog
+	aux.Add(1)
 	go func() { // a wall-clock step (NTP on a board without RTC) becomes a clock_step event
-		defer wdWG.Done()
+		defer aux.Done()
 		ClockWatch{Report: a.event}.Run(srcCtx)
 	}()
-	wdWG.Add(1)
-	go func() { defer wdWG.Done(); a.lossLoop(srcCtx) }()
+	aux.Add(1)
+	go func() { defer aux.Done(); a.lossLoop(srcCtx) }()
 	if d, ok := sdnotify.WatchdogInterval(); ok {
-		wdWG.Add(1)
-		go func() { defer wdWG.Done(); a.watchdog(srcCtx, d) }()
+		aux.Add(1)
+		go func() { defer aux.Done(); a.watchdog(srcCtx, d) }()
 	}
 	a.log.Info("hazmon running")
 	a.ctl.setState(control.StateRunning)
@@ -192,7 +192,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer a.reloadMu.Unlock()
 	a.current().stop(a.log) // outputs cut first, while the buses still run
 	stopSrc()
-	wdWG.Wait()
+	aux.Wait()
 	a.reportLoss()
 	a.drain()
 	stopPub()

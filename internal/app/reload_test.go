@@ -3,12 +3,12 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
