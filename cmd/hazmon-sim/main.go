@@ -35,6 +35,7 @@ func main() {
 	fs.StringVar(&o.Subscribe, "subscribe", "", "print messages from this broker URL, e.g. tcp://127.0.0.1:1883")
 	fs.StringVar(&o.Topic, "topic", "hazmon/#", "topic filter of --subscribe")
 	fs.BoolVar(&o.Raw, "raw", false, "--subscribe prints the raw JSON")
+	fs.BoolVar(&o.Current, "current", false, "--subscribe also prints the retained current snapshots")
 	fs.DurationVar(&o.ExcursionEvery, "excursion-every", 60*time.Second, "methane excursion to 1.6 %CH4 for 10s every this long, first one after this long (0 = none)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "noise seed (same seed, same values)")
 	fs.DurationVar(&o.Duration, "duration", 0, "exit after this long (0 = until SIGINT/SIGTERM)")

@@ -25,6 +25,7 @@ type Options struct {
 	Subscribe      string        // broker URL to print messages from ("" = none), e.g. "tcp://127.0.0.1:1883"
 	Topic          string        // topic filter of the subscriber (default "hazmon/#")
 	Raw            bool          // subscriber prints raw JSON
+	Current        bool          // subscriber also prints the retained current snapshots (once a second)
 	ExcursionEvery time.Duration // methane excursion period (0 = none)
 	Seed           uint64        // noise seed
 	Duration       time.Duration // stop after this long (0 = until ctx is done)
@@ -145,7 +146,7 @@ func Start(ctx context.Context, o Options) (*Sim, error) {
 		ready := make(chan struct{})
 		run("subscriber", func(ctx context.Context) error {
 			return Subscribe(ctx, SubscriberConfig{
-				Broker: o.Subscribe, Topic: o.Topic, Raw: o.Raw, Out: o.Out,
+				Broker: o.Subscribe, Topic: o.Topic, Raw: o.Raw, Current: o.Current, Out: o.Out,
 				Log: o.Log.With("part", "subscriber"), OnReady: func() { close(ready) },
 			})
 		})

@@ -186,6 +186,7 @@ type SubscriberConfig struct {
 	Broker   string    // broker URL, e.g. "tcp://127.0.0.1:1883"
 	Topic    string    // topic filter, e.g. "hazmon/#"
 	Raw      bool      // print "time topic payload" instead of the summary
+	Current  bool      // also print the retained "current" snapshots (they repeat telemetry every second)
 	ClientID string    // MQTT client id; "" = "hazmon-sim-sub-<unix nanos>"
 	Out      io.Writer // where lines go (one Write per line)
 	Log      *slog.Logger
@@ -206,6 +207,9 @@ func Subscribe(ctx context.Context, cfg SubscriberConfig) error {
 	}
 	var outMu sync.Mutex
 	handle := func(_ paho.Client, m paho.Message) {
+		if !cfg.Current && strings.HasSuffix(m.Topic(), "/current") {
+			return
+		}
 		line := FormatMessage(m.Topic(), m.Payload(), time.Now())
 		if cfg.Raw {
 			line = time.Now().Format("15:04:05") + " " + m.Topic() + " " + string(m.Payload())
