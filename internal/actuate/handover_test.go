@@ -58,19 +58,14 @@ func TestReleaseHandsOver(t *testing.T) {
 	eventually(t, "K1 energised", func() bool { return level(k1.Pin) == pgpio.High })
 	eventually(t, "BRK coil 1", func() bool { return bank.Coil(1, 100) })
 
-	wanted := old.Release()
-	if wanted["K1"] || !wanted["K2"] || wanted["BRK"] {
-		t.Fatalf("Release wanted = %v, want K1 on, K2 cut, BRK on", wanted)
+	if err := old.Release(t.Context(), func(string) bool { return true }); err != nil {
+		t.Fatal(err)
 	}
 	if level(k1.Pin) != pgpio.High || !bank.Coil(1, 100) {
 		t.Fatal("Release switched an output")
 	}
 	before := len(k1.written())
-	restored := map[string]bool{}
-	for name, cut := range wanted {
-		restored[name] = !cut
-	}
-	opt.Restored = restored
+	opt.Restored = map[string]bool{"K1": true, "BRK": true}
 	m := newManager(t, outs, opt)
 	for _, l := range k1.written()[before:] {
 		if l != pgpio.High {
@@ -87,5 +82,34 @@ func TestReleaseHandsOver(t *testing.T) {
 	old.Apply(change("K1", true)) // ignored after Release
 	if level(k1.Pin) != pgpio.High {
 		t.Fatal("a released manager still drives its outputs")
+	}
+}
+
+// TestReleaseCutsWhatIsNotHandedOver: an output the new config removes or
+// moves is cut and confirmed by Release, never left energised without an
+// owner.
+func TestReleaseCutsWhatIsNotHandedOver(t *testing.T) {
+	bank := mbslave.NewBank()
+	bank.AddUnit(1)
+	p := startPoller(t, bank)
+	outs := []config.Output{
+		{Name: "A", Modbus: &config.ModbusCoil{Bus: "b1", Slave: 1, Coil: 100}},
+		{Name: "B", Modbus: &config.ModbusCoil{Bus: "b1", Slave: 1, Coil: 101}},
+	}
+	m, err := NewManager(outs, Options{Buses: map[string]CoilBus{"b1": p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Apply(change("A", false))
+	m.Apply(change("B", false))
+	eventually(t, "A and B energised", func() bool { return bank.Coil(1, 100) && bank.Coil(1, 101) })
+	if err := m.Release(t.Context(), func(name string) bool { return name == "A" }); err != nil {
+		t.Fatal(err)
+	}
+	if !bank.Coil(1, 100) {
+		t.Fatal("handed-over output A was switched")
+	}
+	if bank.Coil(1, 101) {
+		t.Fatal("output B, not handed over, left energised")
 	}
 }

@@ -300,7 +300,7 @@ func (m *Manager) Apply(changes []rules.Change) {
 			unknown = append(unknown, c.Output)
 			continue
 		}
-		if (m.closed && !c.Cut) || o.cut == c.Cut {
+		if m.closed || o.cut == c.Cut { // closing or released: shutdown owns the outputs
 			continue
 		}
 		m.setLocked(o, c.Cut, now)
@@ -561,27 +561,18 @@ func (m *Manager) State() []OutputState {
 	return s
 }
 
-// Release stops the Manager's goroutines and leaves every output as it is,
-// for a config reload that hands the outputs over to a new Manager (see
-// Options.Restored); it does not cut. It returns each output's wanted
-// state (true = cut). Apply and Feed are ignored afterwards, and Close
-// then does nothing.
-func (m *Manager) Release() map[string]bool {
-	wanted := make(map[string]bool, len(m.outs))
-	m.once.Do(func() {
-		m.mu.Lock()
-		m.closed = true
-		for _, o := range m.outs {
-			wanted[o.name] = o.cut
-			if o.attemptCancel != nil {
-				o.attemptCancel()
-			}
-		}
-		m.mu.Unlock()
-		m.cancel()
-		m.wg.Wait()
-	})
-	return wanted
+// Release hands the outputs over to a new Manager (a config reload, see
+// Options.Restored): outputs for which keep reports true are left exactly
+// as they are; every other output (removed, or moved to another line or
+// coil by the new config) is cut and confirmed first, as by Close, so no
+// output is left energised without an owner. Then the goroutines stop.
+// Apply and Feed are ignored from the start of the call; Close then does
+// nothing. The bus pollers must still run. The error names each output
+// not confirmed cut.
+func (m *Manager) Release(ctx context.Context, keep func(name string) bool) error {
+	var err error
+	m.once.Do(func() { err = m.shutdown(ctx, keep) })
+	return err
 }
 
 // Close cuts every output, waits until each is confirmed cut (GPIO
@@ -591,16 +582,19 @@ func (m *Manager) Release() map[string]bool {
 // Feed are then ignored.
 func (m *Manager) Close(ctx context.Context) error {
 	var err error
-	m.once.Do(func() { err = m.close(ctx) })
+	m.once.Do(func() { err = m.shutdown(ctx, nil) })
 	return err
 }
 
-func (m *Manager) close(ctx context.Context) error {
+// shutdown cuts every output keep does not keep (nil: every output), waits
+// until those are confirmed cut or ctx ends, then stops the goroutines.
+func (m *Manager) shutdown(ctx context.Context, keep func(string) bool) error {
 	now := m.opt.Now()
+	cutting := func(o *output) bool { return keep == nil || !keep(o.name) }
 	m.mu.Lock()
 	m.closed = true
 	for _, o := range m.outs {
-		if !o.cut {
+		if cutting(o) && !o.cut {
 			m.setLocked(o, true, now)
 		}
 	}
@@ -611,7 +605,7 @@ func (m *Manager) close(ctx context.Context) error {
 		pending = pending[:0]
 		m.mu.Lock()
 		for _, o := range m.outs {
-			if !o.settled || o.energised {
+			if cutting(o) && (!o.settled || o.energised) {
 				msg := o.name + " (" + o.desc
 				if o.lastErr != "" {
 					msg += ": " + o.lastErr

@@ -58,6 +58,7 @@ type App struct {
 	srcCtx   context.Context
 	failed   chan error // a source's fatal error (first one)
 	reloadMu sync.Mutex // one Reload at a time
+	stopping bool       // shutdown has begun: Reload refuses (guarded by reloadMu)
 
 	loss       lossTally     // records the buffer refused, reported as data_loss
 	appendErrs atomic.Uint64 // records the buffer refused since start
@@ -188,8 +189,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("hazmon stopping")
 	_ = sdnotify.Stopping()
 	a.ctl.setState(control.StateStopping)
-	a.reloadMu.Lock() // no reload during shutdown
-	defer a.reloadMu.Unlock()
+	a.reloadMu.Lock() // no reload during or after shutdown
+	a.stopping = true
+	a.reloadMu.Unlock()
 	a.current().stop(a.log) // outputs cut first, while the buses still run
 	stopSrc()
 	aux.Wait()

@@ -105,6 +105,7 @@ func (a *App) build(cfg *config.Config, prev *graph) (*graph, error) {
 		g.safety.inheritAlarms(prev.safety, cfg)
 		g.safety.mu.Lock()
 		g.safety.effects(inherited) // what the new rules imply at the last values
+		g.safety.resync()           // an output whose config changed starts cut: bring it in line
 		g.safety.mu.Unlock()
 	}
 	return g, nil
@@ -159,12 +160,25 @@ func (g *graph) start(ctx context.Context, failed chan<- error) {
 	}
 }
 
-// release stops the graph for a reload without touching the outputs: the
-// output manager's goroutines stop and leave the hardware as it is (the new
-// graph's manager takes over), then the sources stop.
-func (g *graph) release() {
+// release stops the graph for a reload, handing its outputs over to the
+// new graph's (next) manager: an output next configures identically is
+// left as it is; any other (removed or moved) is cut and confirmed first,
+// while the buses still run. Then the sources stop.
+func (g *graph) release(next *config.Config, log *slog.Logger) {
 	if g.outs != nil {
-		g.outs.Release()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		keep := func(name string) bool {
+			for _, o := range g.cfg.Outputs {
+				if o.Name == name {
+					return sameOutput(next, o)
+				}
+			}
+			return false
+		}
+		if err := g.outs.Release(ctx, keep); err != nil {
+			log.Error("reload: outputs not handed over were not all confirmed cut", "err", err)
+		}
+		cancel()
 	}
 	if g.cancel != nil {
 		g.cancel()
@@ -187,12 +201,7 @@ func (g *graph) thaw() {
 	g.safety.mu.Lock()
 	defer g.safety.mu.Unlock()
 	g.safety.outs = g.outs
-	var cs []rules.Change
-	for _, name := range g.safety.engine.Outputs() {
-		cut, _ := g.safety.engine.Cut(name)
-		cs = append(cs, rules.Change{Output: name, Cut: cut, Time: time.Now()})
-	}
-	g.outs.Apply(cs)
+	g.safety.resync()
 }
 
 // stop cuts every output (the safe state) while the sources still run, so

@@ -63,6 +63,12 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 		a.log.Info("reload: config unchanged", "file", a.opts.ConfigPath)
 		return false, warnings, nil
 	}
+	if a.stopping {
+		return false, warnings, errors.New("the agent is stopping")
+	}
+	if old.safety.testing() {
+		return false, warnings, errors.New("an output test is running: reload after it ends (the running config stays)")
+	}
 	old.freeze()
 	g, err := a.build(next, old)
 	if err != nil {
@@ -72,7 +78,7 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	}
 	a.log.Info("reload: handing over to the new config; outputs keep their state",
 		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
-	old.release()
+	old.release(next, a.log)
 	a.gmu.Lock()
 	a.g = g
 	if a.srcCtx != nil {

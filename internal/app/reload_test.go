@@ -282,3 +282,34 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 		t.Errorf("removed sensor CO-101 still in the current snapshot %v", a.pub.Current())
 	}
 }
+
+// TestApp_ReloadMovedOutputAndShutdown: an output the new file moves to
+// another coil is cut on its old coil (never left energised without an
+// owner), and a reload after shutdown began is refused.
+func TestApp_ReloadMovedOutputAndShutdown(t *testing.T) {
+	a, bank, path, stop := fieldSite(t, "")
+	orig, _ := os.ReadFile(path)
+	moved := strings.Replace(string(orig), "coil: 100}", "coil: 101}", 1)
+	if err := os.WriteFile(path, []byte(moved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if applied, _, err := a.Reload(context.Background()); err != nil || !applied {
+		t.Fatalf("Reload = %v, %v", applied, err)
+	}
+	if bank.Coil(1, 100) {
+		t.Fatal("the old coil 100 was left energised by the reload")
+	}
+	waitFor(t, 5*time.Second, "the new coil 101 energised by the new graph", func() bool { return bank.Coil(1, 101) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Reload(context.Background()); err == nil {
+		t.Fatal("reload after shutdown accepted")
+	}
+	if bank.Coil(1, 100) || bank.Coil(1, 101) {
+		t.Fatal("an output is energised after shutdown")
+	}
+}

@@ -59,8 +59,8 @@ func newSafety(engine *rules.Engine, outs outputs, alarm func(contract.Alarm)) *
 func (s *safety) apply(r reading.Reading) reading.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.outs != nil && r.Type == "digital" {
-		s.outs.FeedReading(r)
+	if s.outs != nil {
+		s.outs.FeedReading(r) // a feed sensor is any bool sensor; others are ignored by a map lookup
 	}
 	now := time.Now()
 	status, fx := s.engine.Apply(r, now)
@@ -194,6 +194,24 @@ func (s *safety) run(ctx context.Context) {
 			s.tick()
 		}
 	}
+}
+
+// resync sends the engine's demanded state of every output to the
+// actuators (through effects, so an output under test stays held). s.mu held.
+func (s *safety) resync() {
+	var cs []rules.Change
+	for _, name := range s.engine.Outputs() {
+		cut, _ := s.engine.Cut(name)
+		cs = append(cs, rules.Change{Output: name, Cut: cut, Time: time.Now()})
+	}
+	s.effects(rules.Effects{Changes: cs})
+}
+
+// testing reports whether an output test is running.
+func (s *safety) testing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held) > 0
 }
 
 // testCut cuts output name for an output test and holds every restore of

@@ -161,6 +161,7 @@ func limitDecimals(x float64) int {
 // outputs.
 func (c *Config) validateSafety(k *checker) {
 	outputs := map[string]int{}
+	feeds := map[string]int{}
 	sensors := map[string]*Sensor{}
 	for i := range c.Sensors {
 		sensors[c.Sensors[i].ID] = &c.Sensors[i]
@@ -197,6 +198,10 @@ func (c *Config) validateSafety(k *checker) {
 			}
 		}
 		if o.Feed != "" {
+			if j, shared := feeds[o.Feed]; shared {
+				k.errf(p+".feed", "%q is already the feed of outputs[%d]: give each output its own feed contact", o.Feed, j)
+			}
+			feeds[o.Feed] = i
 			if s, ok := sensors[o.Feed]; !ok {
 				k.errf(p+".feed", "%q is not a sensor", o.Feed)
 			} else if s.Format != "bool" {
@@ -260,6 +265,7 @@ func (c *Config) validateSafety(k *checker) {
 		for j, r := range s.Rules {
 			c.validateRule(k, fmt.Sprintf("%s.rules[%d]", p, j), s, r, outputs)
 		}
+		checkSameLevel(k, p, s.Rules)
 		for j, name := range s.CutOutputs {
 			if _, ok := outputs[name]; !ok {
 				k.errf(fmt.Sprintf("%s.cut_outputs[%d]", p, j), "%q is not an output defined in outputs", name)
@@ -473,4 +479,27 @@ func hasColourRule(s Sensor) bool {
 		}
 	}
 	return false
+}
+
+// checkSameLevel allows two rules of one level on a sensor only as a high
+// and a low limit that cannot both hold (an alarm is known by sensor and
+// level: two of them raised at once could not be told apart).
+func checkSameLevel(k *checker, p string, rs []Rule) {
+	for j := range rs {
+		for i := 0; i < j; i++ {
+			a, b := rs[i], rs[j]
+			if a.Level != b.Level || a.Level == "" {
+				continue
+			}
+			hi, lo := a, b
+			if hi.Above == nil {
+				hi, lo = b, a
+			}
+			if hi.Above == nil || lo.Below == nil {
+				k.errf(fmt.Sprintf("%s.rules[%d].level", p, j), "%s is already rules[%d]: one %s rule per direction on a sensor", b.Level, i, b.Level)
+			} else if *hi.Above <= *lo.Below {
+				k.errf(fmt.Sprintf("%s.rules[%d]", p, j), "the %s limits overlap (above %g, below %g): both could hold at once", b.Level, *hi.Above, *lo.Below)
+			}
+		}
+	}
 }

@@ -268,3 +268,24 @@ func TestConfig_EffectiveRoundTrip(t *testing.T) {
 		t.Fatalf("effective config changes on a round trip:\n%s\n----\n%s", out, out2)
 	}
 }
+
+func TestSafety_OneRulePerLevelAndFeed(t *testing.T) {
+	y := strings.Replace(safetyYAML, "      - {level: cutoff, above: 1.5, clear_below: 1.0, outputs: [breaker-3, relay-1]}\n",
+		"      - {level: cutoff, above: 1.5, clear_below: 1.0, outputs: [breaker-3, relay-1]}\n      - {level: cutoff, above: 2.0, clear_below: 1.0, outputs: [relay-1]}\n", 1)
+	if _, err := Parse("s.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), "sensors[1].rules[2].level: cutoff is already rules[1]: one cutoff rule per direction") {
+		t.Fatalf("two cutoff rules on one sensor: %v", err)
+	}
+	// A high and a low alarm on one sensor are fine unless they overlap.
+	lvl := strings.Replace(safetyYAML, "      - {level: alarm, above: 1.0, clear_below: 1.0}\n", "      - {level: alarm, above: 1.0, clear_below: 1.0}\n      - {level: alarm, below: 0.1}\n", 1)
+	if _, err := Parse("s.yaml", []byte(lvl)); err != nil {
+		t.Fatalf("high and low alarm: %v", err)
+	}
+	lvl = strings.Replace(lvl, "{level: alarm, below: 0.1}", "{level: alarm, below: 1.2, clear_above: 1.2}", 1)
+	if _, err := Parse("s.yaml", []byte(lvl)); err == nil || !strings.Contains(err.Error(), "the alarm limits overlap (above 1, below 1.2)") {
+		t.Fatalf("overlapping alarms: %v", err)
+	}
+	y = strings.Replace(safetyYAML, "{name: relay-1, gpio: {chip: gpiochip0, line: 17}}", "{name: relay-1, gpio: {chip: gpiochip0, line: 17}, feed: FEED-3}", 1)
+	if _, err := Parse("s.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), `outputs[1].feed: "FEED-3" is already the feed of outputs[0]`) {
+		t.Fatalf("shared feed: %v", err)
+	}
+}

@@ -10,8 +10,10 @@ import (
 //
 //   - a sensor in both keeps what prev knew of it (seen valid, fault and
 //     fault lockout, last value, calibration); each unchanged rule keeps
-//     its raised and on-delay state, and new or changed rules are evaluated
-//     against the sensor's last valid value;
+//     its raised and on-delay state; an edited rule whose predecessor (same
+//     level and kind) is raised starts raised and clears only if the last
+//     value is past its new restore limit; new rules are evaluated against
+//     the sensor's last valid value;
 //   - an output in both starts in prev's demanded state instead of cut; a
 //     new output starts cut and follows its sensors' known state (a sensor
 //     never read keeps it cut, as at start-up).
@@ -40,9 +42,16 @@ func (e *Engine) Inherit(prev *Engine, now time.Time) Effects {
 		if !s.lockout && s.faulty && len(s.faultOutIdx) > 0 {
 			s.lockout = true // a new on_fault=cut rule on a sensor already faulty
 		}
-		for ri := range s.rules { // a rule kept as it was keeps its state
-			if pr := sameRule(&s.rules[ri], p.rules); pr != nil {
-				s.rules[ri].active, s.rules[ri].pending, s.rules[ri].pendingSince = pr.active, pr.pending, pr.pendingSince
+		for ri := range s.rules {
+			rs := &s.rules[ri]
+			if pr := sameRule(rs, p.rules); pr != nil { // kept as it was: keeps its state
+				rs.active, rs.pending, rs.pendingSince = pr.active, pr.pending, pr.pendingSince
+			} else if successorActive(rs, p.rules) {
+				// An edited rule whose predecessor (same level and kind) is
+				// raised stays raised, without its on-delay: it clears only
+				// when the last value is past its new restore limit, so an
+				// edit never restores power on its own.
+				rs.active = true
 			}
 		}
 		if s.seenValid && !s.faulty {
@@ -53,6 +62,17 @@ func (e *Engine) Inherit(prev *Engine, now time.Time) Effects {
 		e.settle(&e.sensors[si], now)
 	}
 	return e.fx
+}
+
+// successorActive reports whether a rule of prev with rs's level and kind
+// (above, below or equals) is raised.
+func successorActive(rs *ruleState, prev []ruleState) bool {
+	for i := range prev {
+		if p := &prev[i]; p.active && p.kind == rs.kind && p.rule.Level == rs.rule.Level {
+			return true
+		}
+	}
+	return false
 }
 
 // sameRule returns the rule of prev that is the same limit with the same

@@ -114,3 +114,46 @@ func TestEngine_Inherit(t *testing.T) {
 		}
 	})
 }
+
+// TestEngine_InheritEditedActiveRule: editing a raised rule (a new output,
+// a new restore value, an on-delay) never restores power by itself.
+func TestEngine_InheritEditedActiveRule(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	rd := func(v float64) reading.Reading {
+		return reading.Reading{Sensor: "CH4", Value: v, Status: reading.StatusNormal}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*SensorRules)
+		want string // inherit effects
+	}{
+		{"output added", func(sr *SensorRules) { sr.Rules[1].Outputs = []string{"X", "Y"} }, ""},
+		{"restore value changed", func(sr *SensorRules) { sr.Rules[1].ClearBelow = ptr(1.1) }, ""},
+		{"on-delay added", func(sr *SensorRules) { sr.Rules[1].For = 5 * time.Second }, ""},
+		{"restore value now above the value clears", func(sr *SensorRules) { sr.Rules[1].ClearBelow = ptr(1.4) }, "X=on CH4/cutoff/cleared"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old, err := NewEngine([]SensorRules{methane(1.5, "X")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			old.Apply(rd(1.6), t0)
+			old.Apply(rd(1.35), t0.Add(time.Second)) // above the 1.0 restore: still cut
+			sr := methane(1.5, "X")
+			tc.edit(&sr)
+			e, err := NewEngine([]SensorRules{sr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := changes(e.Inherit(old, t0.Add(2*time.Second))); got != tc.want {
+				t.Fatalf("inherit effects %q, want %q", got, tc.want)
+			}
+			if cut, _ := e.Cut("X"); cut != (tc.want == "") {
+				t.Fatalf("X cut = %v", cut)
+			}
+			if cut, known := e.Cut("Y"); known && !cut {
+				t.Fatal("new output Y restored while its rule is raised")
+			}
+		})
+	}
+}
