@@ -160,48 +160,53 @@ func (g *graph) start(ctx context.Context, failed chan<- error) {
 	}
 }
 
-// release stops the graph for a reload, handing its outputs over to the
-// new graph's (next) manager: an output next configures identically is
-// left as it is; any other (removed or moved) is cut and confirmed first,
-// while the buses still run. Then the sources stop.
-func (g *graph) release(next *config.Config, log *slog.Logger) {
-	if g.outs != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		keep := func(name string) bool {
-			for _, o := range g.cfg.Outputs {
-				if o.Name == name {
-					return sameOutput(next, o)
-				}
-			}
-			return false
-		}
-		if err := g.outs.Release(ctx, keep); err != nil {
-			log.Error("reload: outputs not handed over were not all confirmed cut", "err", err)
-		}
-		cancel()
-	}
+// stopSources stops the graph's sources and safety loop and waits.
+func (g *graph) stopSources() {
 	if g.cancel != nil {
 		g.cancel()
 	}
 	g.wg.Wait()
 }
 
-// freeze stops the safety path from driving the outputs (readings are
-// still evaluated); thaw undoes it and re-sends what the rules demand.
+// releaseOutputs hands the graph's outputs over to the new graph's (next)
+// manager: an output next configures identically is left as it is; any
+// other (removed or moved) is cut and confirmed first, through the graph's
+// own bus pollers, which must still run.
+func (g *graph) releaseOutputs(next *config.Config, log *slog.Logger) {
+	if g.outs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	keep := func(name string) bool {
+		for _, o := range g.cfg.Outputs {
+			if o.Name == name {
+				return sameOutput(next, o)
+			}
+		}
+		return false
+	}
+	if err := g.outs.Release(ctx, keep); err != nil {
+		log.Error("reload: outputs not handed over were not all confirmed cut", "err", err)
+	}
+}
+
+// freeze stops the safety path for a reload: its rule engine stops taking
+// readings (so the new engine inherits a state that no longer moves) and it
+// no longer drives the outputs. thaw undoes it if the reload fails.
 func (g *graph) freeze() {
 	g.safety.mu.Lock()
-	g.safety.outs = nil
+	g.safety.outs, g.safety.frozen = nil, true
 	g.safety.mu.Unlock()
 }
 
 func (g *graph) thaw() {
-	if g.outs == nil {
-		return
-	}
 	g.safety.mu.Lock()
 	defer g.safety.mu.Unlock()
-	g.safety.outs = g.outs
-	g.safety.resync()
+	g.safety.outs, g.safety.frozen = g.outs, false
+	if g.outs != nil {
+		g.safety.resync()
+	}
 }
 
 // stop cuts every output (the safe state) while the sources still run, so

@@ -22,16 +22,23 @@ var ErrRestartNeeded = errors.New("restart needed")
 // unchanged file is a no-op: nothing restarts, nothing buffered moves.
 //
 // Otherwise the graph of sources and safety path is rebuilt from the new
-// file without dropping the outputs' state: the old safety path stops
-// driving the outputs (its manager keeps them as they are), the new graph
-// is built with a rule engine that inherits the old one's state
-// (rules.Engine.Inherit) and an output manager that takes over unchanged
-// outputs as they are (actuate.Options.Restored), the old manager is
-// released without switching anything, the old sources stop and the new
-// ones start. A build error puts the old graph back in charge. While the
-// buses switch over (at most about one bus timeout) readings are not
-// evaluated. The buffer and the publisher are not touched: nothing
-// buffered is lost.
+// file without dropping the outputs' state:
+//
+//  1. the old safety path is frozen: its rule engine stops taking readings
+//     and stops driving the outputs, which its manager holds as they are;
+//  2. the new graph is built: its rule engine inherits the frozen one's
+//     state (rules.Engine.Inherit: an edited raised rule stays raised), its
+//     active alarms keep their alarm_id, and its output manager takes over
+//     unchanged outputs as they are (actuate.Options.Restored); a build
+//     error thaws the old graph, which carries on;
+//  3. the old manager lets go: outputs the new file moves or removes are cut
+//     and confirmed through the old buses first (actuate.Manager.Release);
+//  4. the old sources stop and the new ones start.
+//
+// From 1 to 4 (build time plus at most about one bus timeout) readings are
+// not evaluated by any rule. A reload is refused once shutdown began and
+// while an output test runs. The buffer and the publisher are not touched:
+// nothing buffered is lost.
 //
 // changed is false when the file was unchanged. It returns the new file's
 // warnings.
@@ -78,7 +85,8 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	}
 	a.log.Info("reload: handing over to the new config; outputs keep their state",
 		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
-	old.release(next, a.log)
+	old.releaseOutputs(next, a.log) // moved or removed outputs are cut through the old buses
+	old.stopSources()
 	a.gmu.Lock()
 	a.g = g
 	if a.srcCtx != nil {

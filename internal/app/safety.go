@@ -44,6 +44,7 @@ type safety struct {
 	groups   []warningGroup
 	memberOf map[string][]int // sensor → indexes into groups
 	held     map[string]bool  // outputs under an output test: restores wait for its end
+	frozen   bool             // a reload is taking over: the engine no longer takes readings
 
 	amu    sync.Mutex                // guards raised and active
 	raised map[string]int64          // "sensor/level" → raise time (ms) of the active alarm, for alarm_id
@@ -59,6 +60,13 @@ func newSafety(engine *rules.Engine, outs outputs, alarm func(contract.Alarm)) *
 func (s *safety) apply(r reading.Reading) reading.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.frozen {
+		if !r.Valid() {
+			return reading.StatusFault
+		}
+		st, _ := s.engine.Status(r.Sensor)
+		return st
+	}
 	if s.outs != nil {
 		s.outs.FeedReading(r) // a feed sensor is any bool sensor; others are ignored by a map lookup
 	}
@@ -76,6 +84,10 @@ func (s *safety) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	if s.frozen {
+		s.ticked.Store(now.UnixNano())
+		return
+	}
 	s.effects(s.engine.Tick(now))
 	for gi := range s.groups {
 		s.aggregate(gi, now)
