@@ -148,7 +148,8 @@ func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
 	possible := map[string]bool{}
 	for _, sr := range cfg.SensorRules() {
 		possible[sr.Sensor+"/"+string(rules.LevelFault)] = true
-		possible[sr.Sensor+"/"+LevelFeedAbnormal] = true
+		// Not feed_abnormal: the new output manager checks the feeds afresh,
+		// so an open feed alarm is cleared and raised again if it persists.
 		for _, r := range sr.Rules {
 			possible[sr.Sensor+"/"+string(r.Level)] = true
 		}
