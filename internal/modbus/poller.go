@@ -87,6 +87,10 @@ const (
 	OverloadWarnEvery = time.Minute
 	// MaxStretch bounds how far a non-gas read is slowed down.
 	MaxStretch = 1000
+	// MaxStretchedPeriod bounds a stretched read's period: the polling
+	// cycle of the whole monitoring system must stay within 30 s
+	// (GB 50581-2010 §3.1.4), so no sensor is read less often than that.
+	MaxStretchedPeriod = 30 * time.Second
 )
 
 // slaveState is the backoff of a slave that stopped answering.
@@ -725,6 +729,8 @@ func (p *Poller) plan(now time.Time) {
 		g.stretch = otherStretch
 		if g.gas {
 			g.stretch = 1
+		} else if limit := max(1, int64(MaxStretchedPeriod/g.interval)); g.stretch > limit {
+			g.stretch = limit
 		}
 		if g.stretch > 1 {
 			stretched += len(g.members)
