@@ -168,14 +168,7 @@ func (c *Config) validateSafety(k *checker) {
 	}
 	for i, o := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)
-		if o.Name == "" {
-			k.errf(p+".name", "required")
-		} else if j, dup := outputs[o.Name]; dup {
-			k.errf(p+".name", "%q is already used by outputs[%d]", o.Name, j)
-		} else {
-			outputs[o.Name] = i
-			k.id(p+".name", o.Name)
-		}
+		k.unique(p+".name", o.Name, "outputs", i, outputs)
 		switch {
 		case (o.GPIO == nil) == (o.Modbus == nil):
 			k.errf(p, "set exactly one of gpio or modbus")

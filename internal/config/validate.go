@@ -224,14 +224,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	buses := map[string]int{}
 	for i, b := range c.Buses {
 		p := fmt.Sprintf("buses[%d]", i)
-		if b.Name == "" {
-			k.errf(p+".name", "required")
-		} else if j, dup := buses[b.Name]; dup {
-			k.errf(p+".name", "%q is already used by buses[%d]", b.Name, j)
-		} else {
-			buses[b.Name] = i
-			k.id(p+".name", b.Name)
-		}
+		k.unique(p+".name", b.Name, "buses", i, buses)
 		switch b.Protocol {
 		case "tcp":
 			if b.Address == "" {
@@ -281,14 +274,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	ids := map[string]int{}
 	for i, s := range c.Sensors {
 		p := fmt.Sprintf("sensors[%d]", i)
-		if s.ID == "" {
-			k.errf(p+".id", "required")
-		} else if j, dup := ids[s.ID]; dup {
-			k.errf(p+".id", "%q is already used by sensors[%d]", s.ID, j)
-		} else {
-			ids[s.ID] = i
-			k.id(p+".id", s.ID)
-		}
+		k.unique(p+".id", s.ID, "sensors", i, ids)
 		if s.Type == "" {
 			k.errf(p+".type", "required: one of %s", strings.Join(SensorTypes, ", "))
 		} else if !oneOf(s.Type, SensorTypes...) {
@@ -376,6 +362,20 @@ func (k *checker) id(path, v string) {
 		k.errf(path, "required")
 	} else if !idRe.MatchString(v) {
 		k.errf(path, "%q: use only letters, digits, '-' and '_'", v)
+	}
+}
+
+// unique checks the name v of list[i] at path: required, not used by an
+// earlier element (seen maps names to their index), and an id; it records
+// v in seen.
+func (k *checker) unique(path, v, list string, i int, seen map[string]int) {
+	if v == "" {
+		k.errf(path, "required")
+	} else if j, dup := seen[v]; dup {
+		k.errf(path, "%q is already used by %s[%d]", v, list, j)
+	} else {
+		seen[v] = i
+		k.id(path, v)
 	}
 }
 
