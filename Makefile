@@ -48,7 +48,7 @@ fuzz: ## run each fuzz target for 30 s
 
 bench: ## benchmarks as ratios to baselines measured in the same run, then the agent-vs-wire table (~2 min)
 	@scripts/deps.sh --check
-	$(GO) test -run XXX -bench . -benchmem ./internal/decode ./internal/rules ./internal/modbus ./internal/actuate ./internal/app
+	$(GO) test -run XXX -bench . -benchmem ./internal/decode ./internal/safety ./internal/modbus ./internal/actuate ./internal/app
 	$(GO) test -run XXX -bench 'Ingest|Drain' -benchmem ./internal/store ./internal/publish
 	HAZMON_BENCH=1 $(GO) test -count=1 -run TestBenchTable -v -timeout 10m ./internal/bench
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/gpio"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // signalPin is a gpiotest pin that reports every write.
@@ -52,8 +52,8 @@ func BenchmarkApplyCutToPinWrite(b *testing.B) {
 		close(pin.out) // Close has stopped every writer
 		<-drained
 	}()
-	cut := []rules.Change{{Output: "K1", Cut: true}}
-	restore := []rules.Change{{Output: "K1", Cut: false}}
+	cut := []safety.Change{{Output: "K1", Cut: true}}
+	restore := []safety.Change{{Output: "K1", Cut: false}}
 	for b.Loop() {
 		b.StopTimer()
 		m.Apply(restore)

@@ -24,7 +24,7 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/gpio"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // DefaultFeedTimeout is how long the feed of an output may contradict its
@@ -45,8 +45,8 @@ const (
 
 // FeedEvent states (the same strings as rule events).
 const (
-	FeedRaised  = rules.StateRaised
-	FeedCleared = rules.StateCleared
+	FeedRaised  = safety.StateRaised
+	FeedCleared = safety.StateCleared
 )
 
 // FeedEvent is a feed abnormal alarm of one output, raised or cleared. The
@@ -283,11 +283,11 @@ func (m *Manager) newOutput(c config.Output, now time.Time) (*output, error) {
 	return o, nil
 }
 
-// Apply records the rule engine's output changes (rules.Effects.Changes)
+// Apply records the rule engine's output changes (safety.Effects.Changes)
 // and returns at once; each output's goroutine then writes it. A change of
 // an unknown output is logged and ignored. After Close, restores are
 // ignored: outputs stay cut.
-func (m *Manager) Apply(changes []rules.Change) {
+func (m *Manager) Apply(changes []safety.Change) {
 	if len(changes) == 0 {
 		return
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // eventually polls cond every 5 ms for up to 10 s.
@@ -58,8 +58,8 @@ func stateOf(m *Manager, name string) OutputState {
 	return OutputState{}
 }
 
-func change(out string, cut bool) []rules.Change {
-	return []rules.Change{{Output: out, Cut: cut, Time: time.Now()}}
+func change(out string, cut bool) []safety.Change {
+	return []safety.Change{{Output: out, Cut: cut, Time: time.Now()}}
 }
 
 func level(p *gpiotest.Pin) pgpio.Level { return p.Read() }
@@ -94,7 +94,7 @@ func TestGPIOOutputsCutRestoreCut(t *testing.T) {
 	m.Apply(change("K2", false))
 	eventually(t, "K2 energised (Low, active low)", func() bool { return level(lo) == pgpio.Low })
 
-	m.Apply([]rules.Change{{Output: "K1", Cut: true}, {Output: "K2", Cut: true}})
+	m.Apply([]safety.Change{{Output: "K1", Cut: true}, {Output: "K2", Cut: true}})
 	eventually(t, "K1 and K2 cut", func() bool { return level(hi) == pgpio.Low && level(lo) == pgpio.High })
 	eventually(t, "states cut", func() bool {
 		for _, s := range m.State() {
@@ -106,7 +106,7 @@ func TestGPIOOutputsCutRestoreCut(t *testing.T) {
 	})
 
 	// An unknown output is ignored, the others still apply.
-	m.Apply([]rules.Change{{Output: "K9", Cut: false}, {Output: "K1", Cut: false}})
+	m.Apply([]safety.Change{{Output: "K9", Cut: false}, {Output: "K1", Cut: false}})
 	eventually(t, "K1 energised again", func() bool { return level(hi) == pgpio.High })
 }
 
@@ -128,7 +128,7 @@ func TestCloseCutsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Apply([]rules.Change{{Output: "K1"}, {Output: "K2"}, {Output: "QF1"}})
+	m.Apply([]safety.Change{{Output: "K1"}, {Output: "K2"}, {Output: "QF1"}})
 	eventually(t, "all energised", func() bool {
 		return level(hi) == pgpio.High && level(lo) == pgpio.Low && bank.Coil(3, 12)
 	})
@@ -147,7 +147,7 @@ func TestCloseCutsEverything(t *testing.T) {
 		}
 	}
 	// Restores after Close are ignored; a second Close is a no-op.
-	m.Apply([]rules.Change{{Output: "K1"}})
+	m.Apply([]safety.Change{{Output: "K1"}})
 	if s := stateOf(m, "K1"); !s.Cut || level(hi) != pgpio.Low {
 		t.Errorf("restore after Close applied: %+v", s)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/hazmon/hazmon/internal/gpio"
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // graph is what a reload replaces: one config's safety path (rule engine,
@@ -22,7 +22,7 @@ import (
 // input), with the goroutines running them.
 type graph struct {
 	cfg     *config.Config
-	safety  *safety
+	safety  *safetyPath
 	outs    *actuate.Manager // nil without outputs
 	pollers map[string]*modbus.Poller
 	inputs  []*gpio.Input
@@ -39,11 +39,11 @@ type graph struct {
 // unchanged start in prev's state instead of cut: a reload does not
 // switch power off and on.
 func (a *App) build(cfg *config.Config, prev *graph) (*graph, error) {
-	engine, err := rules.NewEngine(cfg.SensorRules())
+	engine, err := safety.NewEngine(cfg.SensorRules())
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	var inherited rules.Effects
+	var inherited safety.Effects
 	restored := map[string]bool{}
 	if prev != nil {
 		prev.safety.mu.Lock()

@@ -9,24 +9,24 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // TestSafety_WarningGroup: a tailings pond's items combine per GB 51108-2015
 // — 4 blue make yellow, 3 yellow orange, 2 orange red — and each change of
 // the pond's level clears the old alarm and raises the new one.
 func TestSafety_WarningGroup(t *testing.T) {
-	var srs []rules.SensorRules
+	var srs []safety.SensorRules
 	var ids []string
 	for i := range 4 {
 		id := fmt.Sprintf("P%d", i)
 		ids = append(ids, id)
-		srs = append(srs, rules.SensorRules{Sensor: id, Type: "water_level", Resolution: 0.01, Rules: []rules.Rule{
-			{Level: rules.LevelBlue, Above: ptr(10.0)}, {Level: rules.LevelYellow, Above: ptr(20.0)},
-			{Level: rules.LevelOrange, Above: ptr(30.0)}, {Level: rules.LevelRed, Above: ptr(40.0)},
+		srs = append(srs, safety.SensorRules{Sensor: id, Type: "water_level", Resolution: 0.01, Rules: []safety.Rule{
+			{Level: safety.LevelBlue, Above: ptr(10.0)}, {Level: safety.LevelYellow, Above: ptr(20.0)},
+			{Level: safety.LevelOrange, Above: ptr(30.0)}, {Level: safety.LevelRed, Above: ptr(40.0)},
 		}})
 	}
-	e, err := rules.NewEngine(srs)
+	e, err := safety.NewEngine(srs)
 	if err != nil {
 		t.Fatal(err)
 	}

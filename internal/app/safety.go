@@ -12,7 +12,7 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // LevelFeedAbnormal is the alarm level of a feed check failure (馈电异常).
@@ -24,7 +24,7 @@ const TickEvery = 100 * time.Millisecond
 
 // outputs is what the safety path needs of the actuators (*actuate.Manager).
 type outputs interface {
-	Apply(changes []rules.Change)
+	Apply(changes []safety.Change)
 	FeedReading(r reading.Reading)
 	State() []actuate.OutputState
 	Close(ctx context.Context) error
@@ -34,9 +34,9 @@ type outputs interface {
 // durable buffer. It runs on the caller's goroutine (a bus poller or a GPIO
 // reader) under one mutex, so a cut-off reaches the output manager within
 // microseconds of the poll, never waiting for the disk or the network.
-type safety struct {
+type safetyPath struct {
 	mu     sync.Mutex // guards engine; taken before amu
-	engine *rules.Engine
+	engine *safety.Engine
 	outs   outputs // nil: no outputs configured
 	alarm  func(contract.Alarm)
 
@@ -51,13 +51,13 @@ type safety struct {
 	active map[string]contract.Alarm // active alarms, for status
 }
 
-func newSafety(engine *rules.Engine, outs outputs, alarm func(contract.Alarm)) *safety {
-	return &safety{engine: engine, outs: outs, alarm: alarm, held: map[string]bool{},
+func newSafety(engine *safety.Engine, outs outputs, alarm func(contract.Alarm)) *safetyPath {
+	return &safetyPath{engine: engine, outs: outs, alarm: alarm, held: map[string]bool{},
 		raised: map[string]int64{}, active: map[string]contract.Alarm{}}
 }
 
 // apply runs the rules on r and returns the reading's status.
-func (s *safety) apply(r reading.Reading) reading.Status {
+func (s *safetyPath) apply(r reading.Reading) reading.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.frozen {
@@ -80,7 +80,7 @@ func (s *safety) apply(r reading.Reading) reading.Status {
 }
 
 // tick advances the engine's timers.
-func (s *safety) tick() {
+func (s *safetyPath) tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -96,20 +96,20 @@ func (s *safety) tick() {
 }
 
 // warningGroup is a tailings pond's set of monitoring items whose colour
-// warnings combine (rules.AggregateWarning) into the group's warning.
+// warnings combine (safety.AggregateWarning) into the group's warning.
 type warningGroup struct {
 	name    string
 	members []string
-	levels  []rules.Level // scratch, one per member
-	level   rules.Level   // current aggregated warning
+	levels  []safety.Level // scratch, one per member
+	level   safety.Level   // current aggregated warning
 }
 
 // setGroups installs the warning groups of the config.
-func (s *safety) setGroups(gs []config.WarningGroup) {
+func (s *safetyPath) setGroups(gs []config.WarningGroup) {
 	s.memberOf = map[string][]int{}
 	for i, g := range gs {
 		s.groups = append(s.groups, warningGroup{name: g.Name, members: g.Sensors,
-			levels: make([]rules.Level, len(g.Sensors)), level: rules.LevelNormal})
+			levels: make([]safety.Level, len(g.Sensors)), level: safety.LevelNormal})
 		for _, m := range g.Sensors {
 			s.memberOf[m] = append(s.memberOf[m], i)
 		}
@@ -119,22 +119,22 @@ func (s *safety) setGroups(gs []config.WarningGroup) {
 // aggregate recomputes group gi's warning and, when it changes, clears the
 // old level's alarm and raises the new one (sensor = the group's name).
 // A member under calibration or in fault does not count.
-func (s *safety) aggregate(gi int, now time.Time) {
+func (s *safetyPath) aggregate(gi int, now time.Time) {
 	g := &s.groups[gi]
 	for i, m := range g.members {
 		st, _ := s.engine.Status(m)
-		g.levels[i] = rules.Level(st)
+		g.levels[i] = safety.Level(st)
 	}
-	next := rules.AggregateWarning(g.levels)
+	next := safety.AggregateWarning(g.levels)
 	if next == g.level {
 		return
 	}
 	ts := now.UnixMilli()
-	if g.level != rules.LevelNormal {
-		s.emit(contract.Alarm{Sensor: g.name, Level: string(g.level), State: rules.StateCleared, TS: ts, Outputs: []string{}})
+	if g.level != safety.LevelNormal {
+		s.emit(contract.Alarm{Sensor: g.name, Level: string(g.level), State: safety.StateCleared, TS: ts, Outputs: []string{}})
 	}
-	if next != rules.LevelNormal {
-		s.emit(contract.Alarm{Sensor: g.name, Level: string(next), State: rules.StateRaised, TS: ts, Outputs: []string{}})
+	if next != safety.LevelNormal {
+		s.emit(contract.Alarm{Sensor: g.name, Level: string(next), State: safety.StateRaised, TS: ts, Outputs: []string{}})
 	}
 	g.level = next
 }
@@ -144,10 +144,10 @@ func (s *safety) aggregate(gi int, now time.Time) {
 // levels into s, for a reload. An active alarm the new config can no longer
 // clear (its sensor, rule level or group is gone) is cleared now, so the
 // platform never keeps an alarm open forever. Call it before s is used.
-func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
+func (s *safetyPath) inheritAlarms(prev *safetyPath, cfg *config.Config) {
 	possible := map[string]bool{}
 	for _, sr := range cfg.SensorRules() {
-		possible[sr.Sensor+"/"+string(rules.LevelFault)] = true
+		possible[sr.Sensor+"/"+string(safety.LevelFault)] = true
 		// Not feed_abnormal: the new output manager checks the feeds afresh,
 		// so an open feed alarm is cleared and raised again if it persists.
 		for _, r := range sr.Rules {
@@ -155,7 +155,7 @@ func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
 		}
 	}
 	for _, g := range cfg.WarningGroups {
-		for _, l := range []rules.Level{rules.LevelBlue, rules.LevelYellow, rules.LevelOrange, rules.LevelRed} {
+		for _, l := range []safety.Level{safety.LevelBlue, safety.LevelYellow, safety.LevelOrange, safety.LevelRed} {
 			possible[g.Name+"/"+string(l)] = true
 		}
 	}
@@ -179,7 +179,7 @@ func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
 		s.amu.Lock()
 		s.raised[g.a.Sensor+"/"+g.a.Level] = g.start // the cleared message keeps the raised one's alarm_id
 		s.amu.Unlock()
-		s.emit(contract.Alarm{Sensor: g.a.Sensor, Level: g.a.Level, State: rules.StateCleared, TS: now, Outputs: []string{}})
+		s.emit(contract.Alarm{Sensor: g.a.Sensor, Level: g.a.Level, State: safety.StateCleared, TS: now, Outputs: []string{}})
 	}
 	prev.mu.Lock()
 	defer prev.mu.Unlock()
@@ -193,10 +193,10 @@ func (s *safety) inheritAlarms(prev *safety, cfg *config.Config) {
 }
 
 // lastTick is when the safety loop last ran.
-func (s *safety) lastTick() time.Time { return time.Unix(0, s.ticked.Load()) }
+func (s *safetyPath) lastTick() time.Time { return time.Unix(0, s.ticked.Load()) }
 
 // run ticks the engine until ctx ends.
-func (s *safety) run(ctx context.Context) {
+func (s *safetyPath) run(ctx context.Context) {
 	t := time.NewTicker(TickEvery)
 	defer t.Stop()
 	for {
@@ -211,17 +211,17 @@ func (s *safety) run(ctx context.Context) {
 
 // resync sends the engine's demanded state of every output to the
 // actuators (through effects, so an output under test stays held). s.mu held.
-func (s *safety) resync() {
-	var cs []rules.Change
+func (s *safetyPath) resync() {
+	var cs []safety.Change
 	for _, name := range s.engine.Outputs() {
 		cut, _ := s.engine.Cut(name)
-		cs = append(cs, rules.Change{Output: name, Cut: cut, Time: time.Now()})
+		cs = append(cs, safety.Change{Output: name, Cut: cut, Time: time.Now()})
 	}
-	s.effects(rules.Effects{Changes: cs})
+	s.effects(safety.Effects{Changes: cs})
 }
 
 // testing reports whether an output test is running.
-func (s *safety) testing() bool {
+func (s *safetyPath) testing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.held) > 0
@@ -231,7 +231,7 @@ func (s *safety) testing() bool {
 // it until release is called, which puts back what the rules demand. A
 // test may only cut: it refuses an output the rules (or start-up) keep cut,
 // since restoring power against a rule is never a test.
-func (s *safety) testCut(name string) (release func(), err error) {
+func (s *safetyPath) testCut(name string) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.outs == nil {
@@ -246,7 +246,7 @@ func (s *safety) testCut(name string) (release func(), err error) {
 		return nil, fmt.Errorf("output %s is cut by its rules (or has not read every controlling sensor yet): a test only cuts power that is on", name)
 	}
 	s.held[name] = true
-	s.outs.Apply([]rules.Change{{Output: name, Cut: true, Time: time.Now()}})
+	s.outs.Apply([]safety.Change{{Output: name, Cut: true, Time: time.Now()}})
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -255,19 +255,19 @@ func (s *safety) testCut(name string) (release func(), err error) {
 			return
 		}
 		cut, _ := s.engine.Cut(name)
-		s.outs.Apply([]rules.Change{{Output: name, Cut: cut, Time: time.Now()}})
+		s.outs.Apply([]safety.Change{{Output: name, Cut: cut, Time: time.Now()}})
 	}, nil
 }
 
 // setCalibrating marks a sensor as under calibration until the given time.
-func (s *safety) setCalibrating(sensor string, until time.Time) bool {
+func (s *safetyPath) setCalibrating(sensor string, until time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.engine.SetCalibrating(sensor, until)
 }
 
 // effects hands output changes to the actuators first, then queues alarms.
-func (s *safety) effects(fx rules.Effects) {
+func (s *safetyPath) effects(fx safety.Effects) {
 	if s.outs != nil && len(fx.Changes) > 0 {
 		changes := fx.Changes
 		if len(s.held) > 0 {
@@ -289,7 +289,7 @@ func (s *safety) effects(fx rules.Effects) {
 			v := ev.Value
 			a.Value = &v
 		}
-		if ev.Level != rules.LevelFault {
+		if ev.Level != safety.LevelFault {
 			l := ev.Limit
 			a.Limit = &l
 		}
@@ -298,7 +298,7 @@ func (s *safety) effects(fx rules.Effects) {
 }
 
 // feed turns a feed abnormal event of the actuators into an alarm.
-func (s *safety) feed(ev actuate.FeedEvent) {
+func (s *safetyPath) feed(ev actuate.FeedEvent) {
 	s.emit(contract.Alarm{Sensor: ev.Feed, Level: LevelFeedAbnormal, State: ev.State,
 		TS: ev.Time.UnixMilli(), Outputs: []string{ev.Output}})
 }
@@ -306,14 +306,14 @@ func (s *safety) feed(ev actuate.FeedEvent) {
 // emit gives an alarm its id (sensor/level/raise ms: raised and cleared
 // share it) and queues it. The actuators call it (through feed) from their
 // own goroutine or from inside apply, hence its own lock.
-func (s *safety) emit(a contract.Alarm) {
+func (s *safetyPath) emit(a contract.Alarm) {
 	s.amu.Lock()
 	defer s.amu.Unlock()
 	key := a.Sensor + "/" + a.Level
 	if a.Outputs == nil {
 		a.Outputs = []string{}
 	}
-	if a.State == rules.StateRaised {
+	if a.State == safety.StateRaised {
 		s.raised[key] = a.TS
 	}
 	start, ok := s.raised[key]
@@ -322,9 +322,9 @@ func (s *safety) emit(a contract.Alarm) {
 	}
 	a.AlarmID = key + "/" + strconv.FormatInt(start, 10)
 	switch a.State {
-	case rules.StateRaised:
+	case safety.StateRaised:
 		s.active[key] = a
-	case rules.StateCleared:
+	case safety.StateCleared:
 		delete(s.active, key)
 		delete(s.raised, key)
 	}
@@ -332,7 +332,7 @@ func (s *safety) emit(a contract.Alarm) {
 }
 
 // activeAlarms returns the alarms currently raised.
-func (s *safety) activeAlarms() []contract.Alarm {
+func (s *safetyPath) activeAlarms() []contract.Alarm {
 	s.amu.Lock()
 	defer s.amu.Unlock()
 	out := make([]contract.Alarm, 0, len(s.active))

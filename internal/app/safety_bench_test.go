@@ -15,7 +15,7 @@ import (
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/gpio"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/store"
 )
 
@@ -31,10 +31,10 @@ func (p signalPin) Out(l pgpio.Level) error {
 	return err
 }
 
-func methaneEngine(b *testing.B) *rules.Engine {
-	rs, _ := rules.Preset("coal_face")
+func methaneEngine(b *testing.B) *safety.Engine {
+	rs, _ := safety.Preset("coal_face")
 	rs[1].Outputs = []string{"K1"}
-	e, err := rules.NewEngine([]rules.SensorRules{{Sensor: "CH4", Type: "methane", Resolution: 0.01, Rules: rs}})
+	e, err := safety.NewEngine([]safety.SensorRules{{Sensor: "CH4", Type: "methane", Resolution: 0.01, Rules: rs}})
 	if err != nil {
 		b.Fatal(err)
 	}

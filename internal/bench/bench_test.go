@@ -28,7 +28,7 @@ import (
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/publish/brokertest"
 	"github.com/hazmon/hazmon/internal/reading"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // row is one line of the table.
@@ -266,7 +266,7 @@ func benchAllocs(t *testing.T, tb *table) {
 		t.Fatal(err)
 	}
 	cfg := ld.Config
-	eng, err := rules.NewEngine(cfg.SensorRules())
+	eng, err := safety.NewEngine(cfg.SensorRules())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // Regulation limits for combustible and toxic gas detectors on
@@ -36,11 +36,11 @@ var ruleLevels = []string{"alarm", "alarm2", "cutoff", "blue", "yellow", "orange
 // cut_outputs), or the type defaults for co, o2 and h2s. Sensors with no
 // rules at all are still listed, so their faults raise fault events.
 // The config must have passed validation.
-func (c *Config) SensorRules() []rules.SensorRules {
-	out := make([]rules.SensorRules, 0, len(c.Sensors))
+func (c *Config) SensorRules() []safety.SensorRules {
+	out := make([]safety.SensorRules, 0, len(c.Sensors))
 	for _, s := range c.Sensors {
 		rs, _ := effectiveRules(s)
-		out = append(out, rules.SensorRules{
+		out = append(out, safety.SensorRules{
 			Sensor:           s.ID,
 			Type:             s.Type,
 			Resolution:       resolution(s, rs),
@@ -60,7 +60,7 @@ func (c *Config) Effective() Config {
 	e.Sensors = make([]Sensor, len(c.Sensors))
 	for i, s := range c.Sensors {
 		rs, _ := effectiveRules(s)
-		sr := rules.SensorRules{Sensor: s.ID, Type: s.Type}
+		sr := safety.SensorRules{Sensor: s.ID, Type: s.Type}
 		s.Rules = nil
 		for _, r := range rs {
 			cr := Rule{Level: string(r.Level), Above: r.Above, Below: r.Below, Equals: r.Equals,
@@ -77,7 +77,7 @@ func (c *Config) Effective() Config {
 		s.CutOutputs = nil
 		s.Resolution = resolution(s, rs)
 		if s.FaultUnlockAfter == 0 {
-			s.FaultUnlockAfter = Duration(rules.DefaultFaultUnlockAfter)
+			s.FaultUnlockAfter = Duration(safety.DefaultFaultUnlockAfter)
 		}
 		if s.Scale == nil && s.Format != "bool" {
 			one := 1.0
@@ -90,12 +90,12 @@ func (c *Config) Effective() Config {
 
 // effectiveRules returns the rules a sensor runs with and where they came
 // from ("config", "location", "default" or "").
-func effectiveRules(s Sensor) ([]rules.Rule, string) {
+func effectiveRules(s Sensor) ([]safety.Rule, string) {
 	if len(s.Rules) > 0 {
-		rs := make([]rules.Rule, 0, len(s.Rules))
+		rs := make([]safety.Rule, 0, len(s.Rules))
 		for _, r := range s.Rules {
-			rs = append(rs, rules.Rule{
-				Level: rules.Level(r.Level), Above: r.Above, Below: r.Below, Equals: r.Equals,
+			rs = append(rs, safety.Rule{
+				Level: safety.Level(r.Level), Above: r.Above, Below: r.Below, Equals: r.Equals,
 				ClearBelow: r.ClearBelow, ClearAbove: r.ClearAbove, For: r.For.D(),
 				Outputs: slices.Clone(r.Outputs), OnFault: r.OnFault,
 			})
@@ -103,18 +103,18 @@ func effectiveRules(s Sensor) ([]rules.Rule, string) {
 		return rs, "config"
 	}
 	if s.Location != "" {
-		rs, ok := rules.Preset(s.Location)
+		rs, ok := safety.Preset(s.Location)
 		if !ok {
 			return nil, ""
 		}
 		for i := range rs {
-			if rs[i].Level == rules.LevelCutoff {
+			if rs[i].Level == safety.LevelCutoff {
 				rs[i].Outputs = slices.Clone(s.CutOutputs)
 			}
 		}
 		return rs, "location"
 	}
-	if rs, unit, ok := rules.Defaults(s.Type); ok && sameUnit(s.Unit, unit) {
+	if rs, unit, ok := safety.Defaults(s.Type); ok && sameUnit(s.Unit, unit) {
 		return rs, "default"
 	}
 	return nil, ""
@@ -128,11 +128,11 @@ func sameUnit(a, b string) bool {
 // resolution is the comparison step of a sensor's rules: the configured
 // one, else the sensor's own step (one raw count × scale), made finer where
 // a limit has more decimals than the sensor (which never changes a result).
-func resolution(s Sensor, rs []rules.Rule) float64 {
+func resolution(s Sensor, rs []safety.Rule) float64 {
 	if s.Resolution > 0 {
 		return s.Resolution
 	}
-	res := rules.SensorResolution(s.Format, s.ScaleOr1(), s.Type)
+	res := safety.SensorResolution(s.Format, s.ScaleOr1(), s.Type)
 	for _, r := range rs {
 		for _, p := range []*float64{r.Above, r.Below, r.ClearBelow, r.ClearAbove} {
 			if p == nil {
@@ -285,8 +285,8 @@ func (c *Config) validateSafety(k *checker) {
 			if rs, _ := effectiveRules(s); len(rs) == 0 {
 				k.warnf(p+".location", "a methane sensor with no location and no rules only reports: no alarm, no cut-off")
 			}
-			if d := s.FaultUnlockAfter.D(); d > 0 && d < rules.DefaultFaultUnlockAfter {
-				k.warnf(p+".fault_unlock_after", "%s is shorter than the default %s: a flickering sensor would release its cut-off lockout", s.FaultUnlockAfter, rules.DefaultFaultUnlockAfter)
+			if d := s.FaultUnlockAfter.D(); d > 0 && d < safety.DefaultFaultUnlockAfter {
+				k.warnf(p+".fault_unlock_after", "%s is shorter than the default %s: a flickering sensor would release its cut-off lockout", s.FaultUnlockAfter, safety.DefaultFaultUnlockAfter)
 			}
 		}
 		if s.FaultUnlockAfter.D() < 0 {
@@ -296,7 +296,7 @@ func (c *Config) validateSafety(k *checker) {
 			k.errf(p+".resolution", "must not be negative")
 		}
 		if rs, _ := effectiveRules(s); len(rs) > 0 {
-			if _, err := rules.NewEngine([]rules.SensorRules{{Sensor: s.ID, Type: s.Type, Resolution: resolution(s, rs), Rules: rs}}); err != nil {
+			if _, err := safety.NewEngine([]safety.SensorRules{{Sensor: s.ID, Type: s.Type, Resolution: resolution(s, rs), Rules: rs}}); err != nil {
 				k.errf(p+".rules", "%v", err)
 			}
 		}
@@ -360,7 +360,7 @@ func (c *Config) validateRule(k *checker, p string, s Sensor, r Rule, outputs ma
 			report(p+".for", "%s delays the cut-off beyond the 2 s of GB 50581-2010 §3.1.4", r.For)
 		}
 	}
-	if r.OnFault != "" && !oneOf(r.OnFault, rules.OnFaultCut, rules.OnFaultHold) {
+	if r.OnFault != "" && !oneOf(r.OnFault, safety.OnFaultCut, safety.OnFaultHold) {
 		k.errf(p+".on_fault", "%q: use cut or hold", r.OnFault)
 	}
 	for j, name := range r.Outputs {
@@ -373,23 +373,23 @@ func (c *Config) validateRule(k *checker, p string, s Sensor, r Rule, outputs ma
 	}
 }
 
-func methaneRow(location string) (rules.MethaneRow, bool) {
-	rows, err := rules.MethaneTable()
+func methaneRow(location string) (safety.MethaneRow, bool) {
+	rows, err := safety.MethaneTable()
 	if err != nil {
-		return rules.MethaneRow{}, false
+		return safety.MethaneRow{}, false
 	}
 	for _, r := range rows {
 		if r.Location == location {
 			return r, true
 		}
 	}
-	return rules.MethaneRow{}, false
+	return safety.MethaneRow{}, false
 }
 
 // checkMethane rejects hand-written methane rules looser than the location's
 // limits (Coal Mine Safety Regulations Art. 498): an alarm or cut-off limit
 // above the table's, or a restore value above the table's.
-func (c *Config) checkMethane(k *checker, p string, s Sensor, row rules.MethaneRow) {
+func (c *Config) checkMethane(k *checker, p string, s Sensor, row safety.MethaneRow) {
 	report := k.errf
 	if s.OverrideRegulation {
 		report = k.warnf
@@ -424,7 +424,7 @@ func (c *Config) checkMethane(k *checker, p string, s Sensor, row rules.MethaneR
 			if clear > row.Restore {
 				report(rp+".clear_below", "restore at %g %%CH4 is looser than the %s restore value %g (Art. 498)", clear, s.Location, row.Restore)
 			}
-			if r.OnFault == rules.OnFaultHold {
+			if r.OnFault == safety.OnFaultHold {
 				report(rp+".on_fault", "a methane cut-off must cut while its sensor is faulty (fault lockout)")
 			}
 		}

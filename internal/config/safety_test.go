@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 const safetyYAML = `agent: {id: gw-01, site: site-0001}
@@ -52,7 +52,7 @@ func TestSafety_Valid(t *testing.T) {
 	if len(srs) != 7 {
 		t.Fatalf("got %d sensor rules", len(srs))
 	}
-	byID := map[string]rules.SensorRules{}
+	byID := map[string]safety.SensorRules{}
 	for _, s := range srs {
 		byID[s.Sensor] = s
 	}
@@ -70,7 +70,7 @@ func TestSafety_Valid(t *testing.T) {
 	if h := byID["H2S-1"]; h.Resolution != 0.1 {
 		t.Errorf("H2S resolution = %g", h.Resolution)
 	}
-	if _, err := rules.NewEngine(srs); err != nil {
+	if _, err := safety.NewEngine(srs); err != nil {
 		t.Fatalf("engine rejects converted rules: %v", err)
 	}
 	if got := l.Config.Outputs[0].FeedTimeout.D().String(); got != "2s" {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hazmon/hazmon/internal/config"
-	"github.com/hazmon/hazmon/internal/rules"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // loadConfig loads one of configs/*.yaml and fails on an error or a warning.
@@ -38,7 +38,7 @@ func TestExampleConfigs(t *testing.T) {
 			c := loadConfig(t, f)
 			// The rule engine accepts every sensor's effective rules (hand-written,
 			// location preset or type default), as the agent will build it.
-			if _, err := rules.NewEngine(c.SensorRules()); err != nil {
+			if _, err := safety.NewEngine(c.SensorRules()); err != nil {
 				t.Errorf("rules: %v", err)
 			}
 		})

@@ -9,7 +9,7 @@
 // cut while any rule demands it and restored only when every demand has
 // cleared. Every output starts cut until each sensor that controls it has
 // read validly once.
-package rules
+package safety
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package rules
+package safety
 
 // Warning aggregation of a tailings pond (GB 51108-2015, domain notes §6,
 // R): the pond's warning is the highest level of its monitoring items,
