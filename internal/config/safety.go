@@ -126,13 +126,19 @@ func sameUnit(a, b string) bool {
 }
 
 // resolution is the comparison step of a sensor's rules: the configured
-// one, else the sensor's own step (one raw count × scale), made finer where
-// a limit has more decimals than the sensor (which never changes a result).
+// one, else the sensor's own step (one raw count × scale). A float sensor
+// has no natural step: its values are compared in the finest step its
+// limits are written in (1e-6 without limits). A limit need not be a
+// multiple of the step: the value rounded to the step is compared with the
+// limit as written (safety.SensorRules.Resolution).
 func resolution(s Sensor, rs []safety.Rule) float64 {
 	if s.Resolution > 0 {
 		return s.Resolution
 	}
-	res := safety.SensorResolution(s.Format, s.ScaleOr1(), s.Type)
+	if res := safety.SensorResolution(s.Format, s.ScaleOr1(), s.Type); res > 0 {
+		return res
+	}
+	res := 0.0
 	for _, r := range rs {
 		for _, p := range []*float64{r.Above, r.Below, r.ClearBelow, r.ClearAbove} {
 			if p == nil {

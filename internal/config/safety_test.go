@@ -1,10 +1,13 @@
 package config
 
 import (
-	"go.yaml.in/yaml/v3"
 	"strings"
 	"testing"
+	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hazmon/hazmon/internal/reading"
 	"github.com/hazmon/hazmon/internal/safety"
 )
 
@@ -66,12 +69,19 @@ func TestSafety_Valid(t *testing.T) {
 	if co := byID["CO-101"]; len(co.Rules) != 1 || *co.Rules[0].Above != 24 {
 		t.Errorf("CO default = %+v", co.Rules)
 	}
-	// 6.6 ppm on a 1-ppm sensor: compared at 0.1, so 7 ppm alarms and 6 does not.
-	if h := byID["H2S-1"]; h.Resolution != 0.1 {
+	// 6.6 ppm on a 1-ppm sensor: the limit is kept as written and the
+	// sensor's own step is used, so 7 ppm alarms and 6 does not.
+	if h := byID["H2S-1"]; h.Resolution != 1 {
 		t.Errorf("H2S resolution = %g", h.Resolution)
 	}
-	if _, err := safety.NewEngine(srs); err != nil {
+	e, err := safety.NewEngine(srs)
+	if err != nil {
 		t.Fatalf("engine rejects converted rules: %v", err)
+	}
+	for v, want := range map[float64]reading.Status{6: reading.StatusNormal, 7: reading.StatusAlarm} {
+		if st, _ := e.Apply(reading.Reading{Sensor: "H2S-1", Value: v, Status: reading.StatusNormal}, time.Unix(0, 0)); st != want {
+			t.Errorf("H2S %v ppm: %s, want %s", v, st, want)
+		}
 	}
 	if got := l.Config.Outputs[0].FeedTimeout.D().String(); got != "2s" {
 		t.Errorf("feed_timeout default = %s", got)
@@ -287,5 +297,41 @@ func TestSafety_OneRulePerLevelAndFeed(t *testing.T) {
 	y = strings.Replace(safetyYAML, "{name: relay-1, gpio: {chip: gpiochip0, line: 17}}", "{name: relay-1, gpio: {chip: gpiochip0, line: 17}, feed: FEED-3}", 1)
 	if _, err := Parse("s.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), `outputs[1].feed: "FEED-3" is already the feed of outputs[0]`) {
 		t.Fatalf("shared feed: %v", err)
+	}
+}
+
+// TestSafety_PresetOnCoarseScale: the coal-face preset (1.0 / 1.5 / 1.0
+// %CH4) is accepted for a sensor whose scale (0.03) divides none of its
+// limits, and the engine meets the cut-off at the first value the sensor
+// can show at or above 1.5 (1.5 itself: 50 counts).
+func TestSafety_PresetOnCoarseScale(t *testing.T) {
+	const doc = `agent: {id: gw-01, site: site-0001}
+mqtt: {brokers: ["tcp://127.0.0.1:1883"]}
+buses:
+  - {name: plc-1, protocol: tcp, address: "127.0.0.1:502"}
+outputs:
+  - {name: breaker-3, gpio: {chip: gpiochip0, line: 17}}
+sensors:
+  - {id: CH4-1, type: methane, bus: plc-1, slave: 1, table: holding, address: 0, scale: 0.03,
+     unit: "%CH4", range: [0, 4], location: coal_face, cut_outputs: [breaker-3]}
+`
+	l, err := Parse("coarse.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("coal-face preset refused for a 0.03-step sensor: %v", err)
+	}
+	e, err := safety.NewEngine(l.Config.SensorRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := func(counts int) reading.Reading {
+		return reading.Reading{Sensor: "CH4-1", Value: float64(counts) * 0.03, Status: reading.StatusNormal}
+	}
+	for i, c := range []struct {
+		counts int
+		want   reading.Status
+	}{{33, reading.StatusNormal}, {34, reading.StatusAlarm}, {49, reading.StatusAlarm}, {50, reading.StatusCutoff}, {34, reading.StatusCutoff}, {33, reading.StatusNormal}} {
+		if st, _ := e.Apply(rd(c.counts), time.Unix(int64(i), 0)); st != c.want {
+			t.Fatalf("%d counts (%.2f %%CH4): %s, want %s", c.counts, float64(c.counts)*0.03, st, c.want)
+		}
 	}
 }

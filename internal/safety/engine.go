@@ -72,8 +72,8 @@ type Engine struct {
 // NewEngine builds an engine for the given sensors. It returns every
 // configuration problem found (errors.Join): unknown level, not exactly one
 // of above/below/equals, a clear limit on the wrong side of its trigger
-// limit, a limit that is not a multiple of the sensor's resolution, a
-// duplicate sensor. Every output starts cut (see the package doc).
+// limit, a non-finite limit, a duplicate sensor. A limit need not be a
+// multiple of the sensor's resolution. Every output starts cut (see the package doc).
 func NewEngine(sensors []SensorRules) (*Engine, error) {
 	e := &Engine{bySensor: make(map[string]int), byOutput: make(map[string]int)}
 	var errs []error
@@ -118,7 +118,7 @@ func NewEngine(sensors []SensorRules) (*Engine, error) {
 					rs.limit, rs.clear = 1, 1
 				}
 			}
-			rs.qLimit, rs.qClear = quantise(rs.limit, s.res), quantise(rs.clear, s.res)
+			rs.qLimit, rs.qClear = rs.steps(s.res)
 			for _, name := range r.Outputs {
 				oi := e.output(name, si)
 				rs.outs = append(rs.outs, oi)
@@ -167,8 +167,41 @@ func contains(xs []int, x int) bool {
 	return false
 }
 
-// quantise returns x in resolution steps.
+// quantise returns x in resolution steps (the value as the sensor can show it).
 func quantise(x, res float64) float64 { return math.Round(x / res) }
+
+// stepEps absorbs the binary error of limit/resolution (1.5/0.01 is
+// 150.00000000000003): a limit within it of a step is that step.
+const stepEps = 1e-9
+
+// steps returns the trigger and clear limits in resolution steps such that
+// comparing a quantised value q with them is comparing q×res with the
+// limits as written: above: q×res ≥ limit ⇔ q ≥ ⌈limit/res⌉ and q×res <
+// clear ⇔ q < ⌈clear/res⌉; below: q×res ≤ limit ⇔ q ≤ ⌊limit/res⌋ and q×res
+// > clear ⇔ q > ⌊clear/res⌋. For a limit that is a multiple of res both are
+// exactly limit/res.
+func (rs *ruleState) steps(res float64) (qLimit, qClear float64) {
+	up := func(x float64) float64 { return math.Ceil(x/res - stepEps*math.Max(1, math.Abs(x/res))) }
+	down := func(x float64) float64 { return math.Floor(x/res + stepEps*math.Max(1, math.Abs(x/res))) }
+	switch rs.kind {
+	case kindAbove:
+		return up(rs.limit), up(rs.clear)
+	case kindBelow:
+		return down(rs.limit), down(rs.clear)
+	}
+	return 0, 0
+}
+
+// direction names the rule's kind for alarm identity.
+func (rs *ruleState) direction() string {
+	switch rs.kind {
+	case kindAbove:
+		return DirHigh
+	case kindBelow:
+		return DirLow
+	}
+	return DirState
+}
 
 // Apply evaluates one reading at engine time now and returns the sensor's
 // status and what changed. The status is fault for an invalid reading
@@ -290,7 +323,7 @@ func (e *Engine) valid(s *sensorState, v float64, now time.Time) {
 		if rs.active {
 			if rs.clears(q, v) {
 				rs.active = false
-				e.event(s, Event{Level: rs.rule.Level, State: StateCleared, Value: v, Valid: true, Limit: rs.clear}, now)
+				e.event(s, Event{Level: rs.rule.Level, Direction: rs.direction(), State: StateCleared, Value: v, Valid: true, Limit: rs.clear}, now)
 			}
 			continue
 		}
@@ -329,7 +362,7 @@ func (rs *ruleState) clears(q, v float64) bool {
 
 func (e *Engine) raise(s *sensorState, rs *ruleState, v float64, now time.Time) {
 	rs.active, rs.pending = true, false
-	e.event(s, Event{Level: rs.rule.Level, State: StateRaised, Value: v, Valid: true, Limit: rs.limit, Outputs: rs.rule.Outputs}, now)
+	e.event(s, Event{Level: rs.rule.Level, Direction: rs.direction(), State: StateRaised, Value: v, Valid: true, Limit: rs.limit, Outputs: rs.rule.Outputs}, now)
 }
 
 func (e *Engine) fault(s *sensorState, reason string, now time.Time) {

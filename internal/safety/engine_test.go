@@ -444,7 +444,6 @@ func TestNewEngine_errors(t *testing.T) {
 		{"clear_above_without_below", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Above: f(1), ClearAbove: f(2)}}}, "clear_above needs below"},
 		{"clear_below_above_trigger", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Above: f(1), ClearBelow: f(1.2)}}}, "would chatter"},
 		{"clear_above_below_trigger", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Below: f(20), ClearAbove: f(19)}}}, "would chatter"},
-		{"limit_not_multiple_of_resolution", SensorRules{Sensor: "S", Resolution: 0.1, Rules: []Rule{{Level: LevelAlarm, Above: f(0.75)}}}, "not a multiple of the sensor's resolution 0.1"},
 		{"bad_on_fault", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Above: f(1), OnFault: "ignore"}}}, `on_fault "ignore"`},
 		{"negative_for", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Above: f(1), For: -time.Second}}}, "negative for"},
 		{"empty_output", SensorRules{Sensor: "S", Rules: []Rule{{Level: LevelAlarm, Above: f(1), Outputs: []string{""}}}}, "empty output name"},
@@ -519,5 +518,45 @@ func BenchmarkEngine_Apply(b *testing.B) {
 		now = now.Add(time.Second)
 		e.Apply(rs[i%len(rs)], now)
 		i++
+	}
+}
+
+// TestEngine_LimitNotMultipleOfResolution: a sensor whose step (0.03) does
+// not divide the limits is compared as written: the value rounded to the
+// sensor's step meets "≥ 1.0" first at 1.02 and "< 1.0" (restore) at 0.99;
+// a below rule "≤ 19.5" on a 0.2-step sensor triggers at 19.4, not 19.6.
+func TestEngine_LimitNotMultipleOfResolution(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	e, err := NewEngine([]SensorRules{
+		{Sensor: "CH4", Type: "methane", Resolution: 0.03, Rules: []Rule{
+			{Level: LevelCutoff, Above: f(1.0), ClearBelow: f(1.0), Outputs: []string{"K"}},
+		}},
+		{Sensor: "O2", Resolution: 0.2, Rules: []Rule{{Level: LevelAlarm, Below: f(19.5), ClearAbove: f(19.5)}}},
+	})
+	if err != nil {
+		t.Fatalf("a limit that is not a multiple of the resolution was refused: %v", err)
+	}
+	rd := func(id string, v float64) reading.Reading {
+		return reading.Reading{Sensor: id, Value: v, Status: reading.StatusNormal}
+	}
+	steps := []struct {
+		id   string
+		v    float64
+		want reading.Status
+	}{
+		{"CH4", 0.99, reading.StatusNormal},
+		{"CH4", 1.02, reading.StatusCutoff},
+		{"CH4", 1.0200000001, reading.StatusCutoff},
+		{"CH4", 1.02, reading.StatusCutoff},
+		{"CH4", 0.99, reading.StatusNormal},
+		{"CH4", 0.9900001, reading.StatusNormal},
+		{"O2", 19.6, reading.StatusNormal},
+		{"O2", 19.4, reading.StatusAlarm},
+		{"O2", 19.6, reading.StatusNormal},
+	}
+	for i, s := range steps {
+		if got, _ := e.Apply(rd(s.id, s.v), t0.Add(time.Duration(i)*time.Second)); got != s.want {
+			t.Fatalf("step %d: %s=%v: status %s, want %s", i, s.id, s.v, got, s.want)
+		}
 	}
 }

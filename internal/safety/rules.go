@@ -89,9 +89,10 @@ const DefaultResolution = 1e-6
 //   - Equals: for a digital sensor (value 0 or 1): raised when
 //     (value != 0) == *Equals, cleared otherwise.
 //
-// Values and limits are compared in the sensor's resolution
-// (SensorRules.Resolution), so 1.4999999 read by a 0.01 sensor is 1.50 and
-// reaches a 1.5 cut-off. For > 0 is an on-delay: the condition must hold
+// The value, rounded to the sensor's resolution (SensorRules.Resolution),
+// is compared with the limit as written: 1.4999999 read by a 0.01 sensor is
+// 1.50 and reaches a 1.5 cut-off; a 0.03-step sensor reaches a 1.0 limit at
+// 1.02 (the limit need not be a multiple of the resolution). For > 0 is an on-delay: the condition must hold
 // continuously that long before the rule is raised (clearing is immediate).
 type Rule struct {
 	Level      Level         // LevelBlue … LevelCutoff
@@ -110,8 +111,10 @@ type SensorRules struct {
 	Sensor string // sensor id, matched against reading.Reading.Sensor
 	Type   string // sensor type (config "type"), e.g. "methane"; used for defaults
 	// Resolution is the comparison quantum in engineering units, e.g. 0.01
-	// for a %CH4 sensor with scale 0.01; 0 means DefaultResolution. Every
-	// limit must be a multiple of it.
+	// for a %CH4 sensor with scale 0.01; 0 means DefaultResolution. A value
+	// is rounded to it before it is compared with a limit as written; a
+	// limit need not be a multiple of it (a 0.03-step sensor meets a 1.0
+	// limit at 1.02, the first representable value at or above it).
 	Resolution float64
 	// FaultUnlockAfter is how long the sensor must read validly,
 	// continuously, after a fault before on_fault=cut outputs are released;
@@ -141,7 +144,6 @@ func (s SensorRules) validate() error {
 	if s.FaultUnlockAfter < 0 || s.StaleAfter < 0 {
 		errs = append(errs, fmt.Errorf("sensor %s: negative fault_unlock_after or stale_after", s.Sensor))
 	}
-	res := s.resolution()
 	for i, r := range s.Rules {
 		if r.Level.rank() == 0 {
 			bad(i, "level %q is not one of blue, yellow, orange, red, alarm, alarm2, cutoff", r.Level)
@@ -173,8 +175,6 @@ func (s SensorRules) validate() error {
 			}
 			if math.IsNaN(*p) || math.IsInf(*p, 0) {
 				bad(i, "limit %g is not finite", *p)
-			} else if q := *p / res; math.Abs(q-math.Round(q)) > 1e-6 {
-				bad(i, "limit %g is not a multiple of the sensor's resolution %g", *p, res)
 			}
 		}
 		if r.For < 0 {
@@ -223,6 +223,7 @@ func (s SensorRules) OnFault(r Rule) string {
 type Event struct {
 	Sensor      string
 	Level       Level     // the rule's level, or LevelFault
+	Direction   string    // DirHigh, DirLow or DirState for a rule event; "" for a fault event
 	State       string    // StateRaised or StateCleared
 	Time        time.Time // the engine time (Apply's or Tick's now) of the change
 	Value       float64   // the value that caused the change; 0 when !Valid
@@ -232,6 +233,14 @@ type Event struct {
 	Calibration bool      // the sensor was under calibration: not a real alarm
 	Reason      string    // fault reason (reading.Reading.Err), "" otherwise
 }
+
+// Directions of a rule (Event.Direction): with its sensor and level they
+// name the rule, since validation allows one rule per level and direction.
+const (
+	DirHigh  = "high"  // an above rule
+	DirLow   = "low"   // a below rule
+	DirState = "state" // an equals rule of a digital sensor
+)
 
 // Event states.
 const (
