@@ -313,7 +313,7 @@ func (e *Engine) valid(s *sensorState, v float64, now time.Time) {
 	if s.faulty {
 		s.faulty = false
 		s.validSince = now
-		e.event(s, Event{Level: LevelFault, State: StateCleared, Value: v, Valid: true}, now)
+		e.event(s, RuleEvent{Level: LevelFault, State: StateCleared, Value: v, Valid: true}, now)
 	}
 	s.seenValid = true
 	s.lastValue = v
@@ -323,7 +323,7 @@ func (e *Engine) valid(s *sensorState, v float64, now time.Time) {
 		if rs.active {
 			if rs.clears(q, v) {
 				rs.active = false
-				e.event(s, Event{Level: rs.rule.Level, Direction: rs.direction(), State: StateCleared, Value: v, Valid: true, Limit: rs.clear}, now)
+				e.event(s, RuleEvent{Level: rs.rule.Level, Direction: rs.direction(), State: StateCleared, Value: v, Valid: true, Limit: rs.clear}, now)
 			}
 			continue
 		}
@@ -362,7 +362,7 @@ func (rs *ruleState) clears(q, v float64) bool {
 
 func (e *Engine) raise(s *sensorState, rs *ruleState, v float64, now time.Time) {
 	rs.active, rs.pending = true, false
-	e.event(s, Event{Level: rs.rule.Level, Direction: rs.direction(), State: StateRaised, Value: v, Valid: true, Limit: rs.limit, Outputs: rs.rule.Outputs}, now)
+	e.event(s, RuleEvent{Level: rs.rule.Level, Direction: rs.direction(), State: StateRaised, Value: v, Valid: true, Limit: rs.limit, Outputs: rs.rule.Outputs}, now)
 }
 
 func (e *Engine) fault(s *sensorState, reason string, now time.Time) {
@@ -374,11 +374,11 @@ func (e *Engine) fault(s *sensorState, reason string, now time.Time) {
 	}
 	if !s.faulty {
 		s.faulty = true
-		e.event(s, Event{Level: LevelFault, State: StateRaised, Outputs: s.faultOuts, Reason: reason}, now)
+		e.event(s, RuleEvent{Level: LevelFault, State: StateRaised, Outputs: s.faultOuts, Reason: reason}, now)
 	}
 }
 
-func (e *Engine) event(s *sensorState, ev Event, now time.Time) {
+func (e *Engine) event(s *sensorState, ev RuleEvent, now time.Time) {
 	ev.Sensor, ev.Time, ev.Calibration = s.id, now, now.Before(s.calUntil)
 	e.fx.Events = append(e.fx.Events, ev)
 }

@@ -1,14 +1,3 @@
-// Package rules is hazmon's safety logic: pure state machines that turn
-// readings into a status, alarm events and output demands (cut-off and
-// interlock). It does no I/O, starts no goroutines and never reads the clock:
-// the caller passes the time in, so on-delays and unlock timers are exact and
-// testable.
-//
-// An output "cut" means the safe state: power removed from the controlled
-// circuit (or, for an alarm output, the alarm device driven). An output is
-// cut while any rule demands it and restored only when every demand has
-// cleared. Every output starts cut until each sensor that controls it has
-// read validly once.
 package safety
 
 import (
@@ -219,8 +208,8 @@ func (s SensorRules) OnFault(r Rule) string {
 	return OnFaultHold
 }
 
-// Event is an alarm event: a rule (or a fault) raised or cleared.
-type Event struct {
+// RuleEvent is what the engine reports: a rule (or a fault) raised or cleared.
+type RuleEvent struct {
 	Sensor      string
 	Level       Level     // the rule's level, or LevelFault
 	Direction   string    // DirHigh, DirLow or DirState for a rule event; "" for a fault event
@@ -234,7 +223,7 @@ type Event struct {
 	Reason      string    // fault reason (reading.Reading.Err), "" otherwise
 }
 
-// Directions of a rule (Event.Direction): with its sensor and level they
+// Directions of a rule (RuleEvent.Direction): with its sensor and level they
 // name the rule, since validation allows one rule per level and direction.
 const (
 	DirHigh  = "high"  // an above rule
@@ -258,7 +247,7 @@ type Change struct {
 // Effects are what one Apply or Tick produced. Its slices are reused: they
 // are valid only until the next call to Apply or Tick.
 type Effects struct {
-	Events  []Event
+	Events  []RuleEvent
 	Changes []Change
 }
 
