@@ -108,7 +108,6 @@ type rig struct {
 	items []Item
 }
 
-
 func newRig(t *testing.T, spec Spec, opts Options) *rig {
 	t.Helper()
 	r := &rig{t: t, clk: newFakeClock(), lanes: map[string]*fakeLane{}}
