@@ -11,11 +11,29 @@ import (
 )
 
 // CoilBus is the Modbus access an output needs: *modbus.Poller satisfies
-// it. Both calls are queued onto the bus goroutine and block their caller
-// (the output's own goroutine, never Apply's) until done or ctx ends.
+// it. Both calls are queued onto the bus goroutine (writes ahead of reads)
+// and block their caller, the output's own lane, until done or ctx ends.
 type CoilBus interface {
 	WriteCoil(ctx context.Context, slave byte, addr uint16, on bool) error
 	Read(ctx context.Context, slave byte, table string, addr, count uint16) ([]byte, error)
+}
+
+// heartbeat is a coil on the output's slave that the lane toggles at each
+// beat of the Core (safety.OutputSpec.Heartbeat), so that a PLC's
+// communications watchdog can drop power when the agent goes silent.
+type heartbeat struct {
+	bus   CoilBus
+	slave byte
+	coil  uint16
+	on    bool
+}
+
+func (h *heartbeat) toggle(ctx context.Context) error {
+	h.on = !h.on
+	if err := h.bus.WriteCoil(ctx, h.slave, h.coil, h.on); err != nil {
+		return fmt.Errorf("heartbeat coil %d: %w", h.coil, err)
+	}
+	return nil
 }
 
 // errMismatch is wrapped when a coil reads back other than written.

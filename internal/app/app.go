@@ -1,14 +1,22 @@
 // Package app wires hazmon's components into one agent and owns their
-// goroutines: Modbus pollers and GPIO inputs (sources) → safety path (rules
-// → outputs, alarms) → bbolt buffer → MQTT publisher (sink). Sinks start
-// before sources; on shutdown the outputs are cut first (while the buses
-// still run), then the sources stop, the buffer's queue is committed, and
-// the publisher says offline and disconnects.
+// goroutines. Safety comes first: New opens every output and writes the
+// GPIO ones cut; Run starts the safety core, the output lanes and the
+// sources (bus pollers, GPIO inputs) before anything else, so coils are cut
+// within one bus transaction of start, and only then opens the bbolt buffer
+// (an unusable buffer is not a reason to stop monitoring), loads TLS and
+// connects to the broker. On shutdown the outputs are cut first (while the
+// buses still run), then the sources stop, the buffer's queue is committed,
+// and the publisher says offline and disconnects.
 //
-// A reload (SIGHUP, `hazmon reload`) validates the new file first: a bad
-// one is rejected with its errors and the running config stays. A good one
-// replaces the graph of sources and safety path; the buffer, the publisher
-// and the control socket carry on (see Reload).
+// Data flows one way. Safety path: source → safety core → output lanes; it
+// never waits on the log, the disk or the network. Telemetry path: the
+// core's outbox → recorder → buffer (committed) → publisher → ack.
+//
+// A panic in any goroutine the App starts is recovered at its root: every
+// output is cut, the panic is logged, and Run returns an error (the process
+// exits non-zero). A reload (SIGHUP, `hazmon reload`) validates the new file
+// first and swaps the rules inside the safety core without a pause (see
+// Reload).
 package app
 
 import (
@@ -16,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -27,21 +34,37 @@ import (
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/publish"
-	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/sdnotify"
 	"github.com/hazmon/hazmon/internal/store"
 )
 
-// BufferFile is the name of the bbolt buffer inside agent.data_dir.
-const BufferFile = "buffer.db"
+// Files the agent keeps in agent.data_dir.
+const (
+	BufferFile  = "buffer.db"    // the bbolt store-and-forward buffer
+	StateFile   = "state.json"   // how the agent last stopped and the alarms then active
+	OutputsFile = "outputs.json" // the outputs of the last good config, to cut them even if the next config is bad
+)
+
+// Defaults of Options.
+const (
+	DefaultDrainTimeout = 2 * time.Second
+	// DefaultCutTimeout bounds how long shutdown waits for every output to
+	// be confirmed cut before it stops the buses regardless.
+	DefaultCutTimeout = 3 * time.Second
+)
 
 // Options are the App's dependencies beyond the config.
 type Options struct {
 	Logger     *slog.Logger // default slog.Default()
 	ConfigPath string       // file Reload re-reads
 	// DrainTimeout bounds how long shutdown waits for the publisher to send
-	// what is already buffered (default 2s); the rest stays in the buffer.
+	// what is already buffered (default DefaultDrainTimeout); the rest stays
+	// in the buffer.
 	DrainTimeout time.Duration
+	// CutTimeout bounds the wait for outputs confirmed cut at shutdown and
+	// for outputs a reload retires (default DefaultCutTimeout).
+	CutTimeout time.Duration
 }
 
 // App is one running agent. Create it with New, run it with Run; Run
@@ -50,13 +73,20 @@ type App struct {
 	opts Options
 	log  *slog.Logger
 
-	store *store.Store
-	pub   *publish.Publisher
+	lock  *instanceLock
+	core  *safety.Core
+	super *safety.Source // the bus supervisor's faults
+	state *stateKeeper
 
-	gmu      sync.Mutex // serialises reloads; guards g
-	g        *graph     // current sources and safety path
-	srcCtx   context.Context
-	failed   chan error // a source's fatal error (first one)
+	mu       sync.Mutex            // guards pl, st, pub, life
+	pl       *plant                // current config's hardware
+	plantNow atomic.Pointer[plant] // pl, for emergencyCut (which must not wait for mu)
+	st       *store.Store
+	pub      *publish.Publisher
+	life     context.Context // the plant's context (Run)
+	parts    sync.WaitGroup  // every goroutine spawnPart started
+
+	failed   chan error // the first fatal error: a source's, or a recovered panic
 	reloadMu sync.Mutex // one Reload at a time
 	stopping bool       // shutdown has begun: Reload refuses (guarded by reloadMu)
 
@@ -67,124 +97,149 @@ type App struct {
 	ctl controlState // control socket (control.go)
 }
 
-// New opens the buffer (failing fast with store.ErrInUse if another agent
-// holds it) and builds the publisher, the safety path and the sources. It
-// starts nothing but the GPIO outputs, which are driven cut at once.
+// New opens every output of cfg (GPIO outputs are written cut before it
+// returns), the bus pollers and GPIO inputs, reads how the agent last
+// stopped, and builds the safety core. It starts nothing. A configured GPIO
+// line that this board does not have is an error naming it.
 func New(cfg *config.Config, opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 2 * time.Second
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.CutTimeout <= 0 {
+		opts.CutTimeout = DefaultCutTimeout
 	}
 	a := &App{opts: opts, log: opts.Logger, failed: make(chan error, 1)}
 	a.errLog.every = 10 * time.Second
-
-	if err := os.MkdirAll(cfg.Agent.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+	lock, warn, err := lockInstance(cfg.Agent.DataDir)
+	if err != nil {
+		return nil, err // another agent runs here: touch no output
 	}
-	st, err := store.Open(filepath.Join(cfg.Agent.DataDir, BufferFile), store.Options{
-		MaxBytes: cfg.Buffer.MaxBytes, MaxAge: cfg.Buffer.MaxAge.D(), Logger: a.log,
+	if warn != nil {
+		a.log.Error("data_dir unusable: monitoring goes on, but a second agent on this data_dir would not be detected", "err", warn)
+	}
+	a.lock = lock
+	pl, err := a.buildPlant(cfg, nil, nil)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	a.pl = pl
+	a.plantNow.Store(pl)
+	a.state = newStateKeeper(cfg.Agent.DataDir, a.log)
+	prev := a.state.load(time.Now())
+	core, err := safety.New(cfg.SafetySpec(), pl.laneMap(), safety.Options{
+		HoldUntil: prev.holdUntil, HoldReason: prev.holdReason, PreviousAlarms: prev.alarms, Latched: prev.latched,
 	})
 	if err != nil {
+		a.discard(pl, nil)
+		lock.release()
 		return nil, err
 	}
-	a.store = st
-	if r := st.Reset(); r != nil {
-		a.log.Error("buffer file unreadable: moved aside, started a fresh one", "moved_to", r.MovedTo, "err", r.Cause)
-		a.event(contract.Event{Type: contract.EventBufferReset, TS: time.Now().UnixMilli(),
-			Reason: "corrupt", Detail: fmt.Sprintf("moved to %s: %v", filepath.Base(r.MovedTo), r.Cause)})
-	}
-
-	po, err := publish.OptionsFromConfig(cfg.MQTT, cfg.Agent, buildinfo.Version(), sensorIDs(cfg))
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("mqtt: %w", err)
-	}
-	po.Logger = a.log.With("component", "mqtt")
-	if a.pub, err = publish.New(st, po); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if a.g, err = a.build(cfg, nil); err != nil {
-		st.Close()
-		return nil, err
+	a.core = core
+	pl.attachSources(core)
+	a.super = core.NewSource("bus supervisor")
+	if prev.holdReason != "" {
+		a.log.Warn("outputs held cut after an unclean stop", "until", prev.holdUntil.Format(time.RFC3339), "reason", prev.holdReason)
 	}
 	return a, nil
 }
 
-func sensorIDs(cfg *config.Config) []string {
-	ids := make([]string, 0, len(cfg.Sensors))
-	for _, s := range cfg.Sensors {
-		ids = append(ids, s.ID)
-	}
-	return ids
-}
-
-// current returns the running graph (config, safety path, pollers).
-func (a *App) current() *graph {
-	a.gmu.Lock()
-	defer a.gmu.Unlock()
-	return a.g
+// current returns the running plant.
+func (a *App) current() *plant {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pl
 }
 
 // Config returns the running configuration.
 func (a *App) Config() *config.Config { return a.current().cfg }
 
-// Run starts the publisher, the safety path and the sources and blocks
-// until ctx ends, then shuts down in order and closes the buffer. It
-// returns the first fatal error. It speaks sd_notify: READY once running,
-// WATCHDOG while the safety loop ticks, STOPPING on shutdown.
+func (a *App) buffer() *store.Store {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st
+}
+
+func (a *App) publisher() *publish.Publisher {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pub
+}
+
+// observe hands a lane's report to the safety core.
+func (a *App) observe(o safety.Observation) {
+	if a.core != nil {
+		a.core.Observe(o)
+	}
+}
+
+// Run starts the safety core, the outputs and the sources first, then the
+// buffer and the publisher, and blocks until ctx ends or something fatal
+// happens; then it shuts down in order (outputs cut first) and returns the
+// first fatal error. It speaks sd_notify: READY once running, WATCHDOG while
+// the safety core and every source are live, STOPPING on shutdown.
 func (a *App) Run(ctx context.Context) error {
-	defer a.store.Close()
 	defer a.startControl(ctx)() // control socket first: answers "starting" (control.go)
 	cfg := a.current().cfg
 	a.log.Info("hazmon starting", "version", buildinfo.Version(), "agent", cfg.Agent.ID,
-		"site", cfg.Agent.Site, "buses", len(cfg.Buses), "sensors", len(cfg.Sensors),
-		"outputs", len(cfg.Outputs), "buffer", a.store.Path())
+		"site", cfg.Agent.Site, "buses", len(cfg.Buses), "sensors", len(cfg.Sensors), "outputs", len(cfg.Outputs))
 
-	// Sink first: the publisher runs until the sources are stopped and the
-	// backlog had its chance to drain.
+	// 1. Safety: the core, the lanes (coils cut as soon as their bus
+	// answers), the sources and their supervisor, under a context that
+	// outlives ctx until the outputs are cut.
+	life, stopLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLife()
+	coreCtx, stopCore := context.WithCancel(life)
+	coreDone := a.spawn("safety core", func() error { return a.core.Run(coreCtx) })
+	a.mu.Lock()
+	a.life = life
+	a.startPlant(life, a.pl)
+	a.mu.Unlock()
+	var aux sync.WaitGroup // supervisor, state writer, recorder, loss reports, clock watch, watchdog
+	auxCtx, stopAux := context.WithCancel(life)
+	aux.Add(2)
+	a.spawn("bus supervisor", func() error { defer aux.Done(); a.supervise(auxCtx); return nil })
+	a.spawn("state writer", func() error { defer aux.Done(); a.state.run(auxCtx); return nil })
+	a.state.started(cfg, time.Now())
+
+	// 2. The buffer (degraded without it), 3. the publisher.
+	runErr := a.openUplink(cfg)
+	var pubDone <-chan error
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
-	pubDone := make(chan error, 1)
-	go func() { pubDone <- a.pub.Run(pubCtx) }()
-
-	// Sources outlive ctx until the outputs are cut: a breaker coil is
-	// written through its bus poller.
-	srcCtx, stopSrc := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSrc()
-	a.gmu.Lock()
-	a.srcCtx = srcCtx
-	a.g.start(srcCtx, a.failed)
-	a.gmu.Unlock()
-
-	var aux sync.WaitGroup // clock watch, loss reports, systemd watchdog
-	aux.Add(1)
-	go func() { // a wall-clock step (NTP on a board without RTC) becomes a clock_step event
+	if runErr == nil && a.publisher() != nil {
+		pubDone = a.spawn("publisher", func() error { return a.publisher().Run(pubCtx) })
+	}
+	recCtx, stopRec := context.WithCancel(life)
+	recDone := a.spawn("recorder", func() error { a.record(recCtx); return nil })
+	aux.Add(2)
+	a.spawn("loss reports", func() error { defer aux.Done(); a.lossLoop(auxCtx); return nil })
+	a.spawn("clock watch", func() error { // a wall-clock step (NTP on a board without RTC) becomes a clock_step event
 		defer aux.Done()
-		ClockWatch{Report: a.event}.Run(srcCtx)
-	}()
-	aux.Add(1)
-	go func() { defer aux.Done(); a.lossLoop(srcCtx) }()
+		ClockWatch{Report: a.event}.Run(auxCtx)
+		return nil
+	})
 	if d, ok := sdnotify.WatchdogInterval(); ok {
 		aux.Add(1)
-		go func() { defer aux.Done(); a.watchdog(srcCtx, d) }()
-	}
-	a.log.Info("hazmon running")
-	a.ctl.setState(control.StateRunning)
-	if err := sdnotify.Ready(); err != nil {
-		a.log.Warn("sd_notify", "err", err)
+		a.spawn("watchdog", func() error { defer aux.Done(); a.watchdog(auxCtx, d); return nil })
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-a.failed:
-		runErr = err
-	case err := <-pubDone:
-		runErr = fmt.Errorf("publisher stopped: %w", err)
-		pubDone <- nil
+	if runErr == nil {
+		a.log.Info("hazmon running")
+		a.ctl.setState(control.StateRunning)
+		if err := sdnotify.Ready(); err != nil {
+			a.log.Warn("sd_notify", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case err := <-a.failed:
+			runErr = err
+		case err := <-pubDone:
+			runErr = fmt.Errorf("publisher stopped: %w", err)
+		}
 	}
 	a.log.Info("hazmon stopping")
 	_ = sdnotify.Stopping()
@@ -192,20 +247,121 @@ func (a *App) Run(ctx context.Context) error {
 	a.reloadMu.Lock() // no reload during or after shutdown
 	a.stopping = true
 	a.reloadMu.Unlock()
-	a.current().stop(a.log) // outputs cut first, while the buses still run
-	stopSrc()
+
+	a.cutAll() // outputs cut first, while the buses still run
+	a.stopPlant()
+	stopCore()
+	<-coreDone
+	stopRec()
+	<-recDone // what the core handed on is in the buffer's queue
+	stopAux()
 	aux.Wait()
-	a.reportLoss()
-	a.drain()
-	stopPub()
-	<-pubDone
-	a.log.Info("hazmon stopped")
+	a.parts.Wait()
+	clean := runErr == nil
+	a.state.stopped(a.core.ActiveAlarms(), clean)
+	if st := a.buffer(); st != nil {
+		a.reportLoss()
+		a.drain()
+		stopPub()
+		if pubDone != nil {
+			<-pubDone
+		}
+		if err := st.Close(); err != nil {
+			a.log.Error("buffer close", "err", err)
+		}
+	}
+	a.lock.release()
+	a.log.Info("hazmon stopped", "clean", clean)
 	return runErr
 }
 
+// openUplink opens the buffer and builds the publisher. A buffer that
+// cannot be opened is reported and the agent monitors on without it (no
+// durable uplink); a publisher that cannot be built (a bad TLS file) is a
+// fatal error: outputs are already cut and stay cut.
+func (a *App) openUplink(cfg *config.Config) error {
+	st, err := store.Open(filepath.Join(cfg.Agent.DataDir, BufferFile), store.Options{
+		MaxBytes: cfg.Buffer.MaxBytes, MaxAge: cfg.Buffer.MaxAge.D(), Logger: a.log,
+	})
+	if err != nil {
+		a.log.Error("buffer unusable: monitoring and local safety go on without the uplink", "err", err)
+		a.ctl.setBufferFault(err.Error())
+		if errors.Is(err, store.ErrInUse) {
+			return err // another agent runs here: two must never drive the same outputs
+		}
+		return nil
+	}
+	a.mu.Lock()
+	a.st = st
+	a.mu.Unlock()
+	if r := st.Reset(); r != nil {
+		a.log.Error("buffer file unreadable: moved aside, started a fresh one", "moved_to", r.MovedTo, "err", r.Cause)
+		a.event(contract.Event{Type: contract.EventBufferReset, TS: time.Now().UnixMilli(),
+			Reason: "corrupt", Detail: fmt.Sprintf("moved to %s: %v", filepath.Base(r.MovedTo), r.Cause)})
+	}
+	po, err := publish.OptionsFromConfig(cfg.MQTT, cfg.Agent, buildinfo.Version(), sensorIDs(cfg))
+	if err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	po.Logger = a.log.With("component", "mqtt")
+	pub, err := publish.New(st, po)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.pub = pub
+	a.mu.Unlock()
+	return nil
+}
+
+// cutAll cuts every output and waits (CutTimeout at most) until each is
+// confirmed cut, while the buses still run.
+func (a *App) cutAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.CutTimeout)
+	defer cancel()
+	p := a.current()
+	var wg sync.WaitGroup
+	for _, lp := range p.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lp.lane.Close(ctx); err != nil {
+				a.log.Error("shutdown: output not confirmed cut", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// emergencyCut cuts every output without waiting (GPIO at once, coils as
+// soon as their bus lets them): after a panic.
+func (a *App) emergencyCut() {
+	p := a.plantNow.Load()
+	if p == nil {
+		return
+	}
+	for _, lp := range p.lanes {
+		lp.lane.EmergencyCut()
+	}
+}
+
+// stopPlant stops the lanes, pollers and inputs and waits for them.
+func (a *App) stopPlant() {
+	p := a.current()
+	for _, lp := range p.lanes {
+		lp.stop()
+	}
+	for _, bp := range p.pollers {
+		bp.stop()
+	}
+	for _, ip := range p.inputs {
+		ip.stop()
+	}
+}
+
 // watchdog pings systemd's watchdog at half its interval while the safety
-// loop is alive (it ticks every TickEvery); a hung safety loop stops the
-// pings and systemd restarts the agent.
+// core's loop and every source are live; a hung core or a stalled bus stops
+// the pings and systemd restarts the agent.
 func (a *App) watchdog(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval / 2)
 	defer t.Stop()
@@ -214,7 +370,7 @@ func (a *App) watchdog(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if time.Since(a.current().safety.lastTick()) < interval/2 {
+			if a.live(time.Now(), interval/2) {
 				if err := sdnotify.Watchdog(); err != nil && a.errLog.allow() {
 					a.log.Warn("sd_notify watchdog", "err", err)
 				}
@@ -225,65 +381,29 @@ func (a *App) watchdog(ctx context.Context, interval time.Duration) {
 
 // drain gives the publisher up to DrainTimeout to send what is buffered.
 func (a *App) drain() {
+	st, pub := a.buffer(), a.publisher()
+	if st == nil || pub == nil {
+		return
+	}
 	deadline := time.Now().Add(a.opts.DrainTimeout)
 	for time.Now().Before(deadline) {
-		st, err := a.store.Stats()
-		if err != nil || !a.pub.Link().Connected {
+		s, err := st.Stats()
+		if err != nil || !pub.Link().Connected {
 			return
 		}
-		if p, o := st.Depth(); p+o == 0 {
+		if p, o := s.Depth(); p+o == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// record is called by g's sources with every reading: the safety path
-// sets its status, then it is buffered for publishing and becomes the
-// sensor's current value. It never blocks on the disk or the network.
-func (a *App) record(g *graph, r reading.Reading) {
-	r.Status = g.safety.apply(r)
-	a.ctl.observe(r) // last value for the control socket (control.go)
-	c := contract.FromReading(r)
-	a.pub.UpdateCurrent(c)
-	a.buffer(store.Telemetry, r.Time, c)
-}
-
-// buffer queues a record of stream without waiting for the disk. A record
-// the buffer refuses (queue full, write error) is counted and reported in
-// a data_loss event (loss.go), never dropped silently.
-func (a *App) buffer(stream store.Stream, ts time.Time, v any) {
-	data, err := contract.Marshal(v)
-	if err == nil {
-		err = a.store.AppendAsync(stream, ts, data, func(err error) {
-			if err != nil {
-				a.refused(ts, err)
-			}
-		})
+func sensorIDs(cfg *config.Config) []string {
+	ids := make([]string, 0, len(cfg.Sensors))
+	for _, s := range cfg.Sensors {
+		ids = append(ids, s.ID)
 	}
-	if err != nil {
-		a.refused(ts, err)
-	}
-}
-
-func (a *App) refused(ts time.Time, err error) {
-	a.loss.add(ts, err)
-	a.appendErrs.Add(1)
-	if a.errLog.allow() {
-		a.log.Error("buffer: record not stored", "err", err)
-	}
-}
-
-// queueAlarm queues an alarm for the alarm stream, which is published
-// before any telemetry backlog.
-func (a *App) queueAlarm(al contract.Alarm) {
-	a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID)
-	a.buffer(store.Alarm, time.UnixMilli(al.TS), al)
-}
-
-// event queues an agent event (buffer reset, data loss, ...) for the event stream.
-func (a *App) event(e contract.Event) {
-	a.buffer(store.Event, time.UnixMilli(e.TS), e)
+	return ids
 }
 
 // rateLimit lets one log line through per interval.
@@ -304,5 +424,4 @@ func (r *rateLimit) allow() bool {
 	return true
 }
 
-// errSourceFailed wraps a source's fatal error.
-var errSourceFailed = errors.New("source failed")
+func joinErrs(errs []error) error { return errors.Join(errs...) }

@@ -70,9 +70,9 @@ sensors:
 	a, stop := runApp(t, loadConfig(t, yaml))
 	readAll(30*time.Second, func() bool { return len(got) >= 10 })
 	proxy.SetBlackhole(true)
-	waitFor(t, 10*time.Second, "a publish in flight on the dead link", func() bool { return a.pub.Link().InFlight > 0 })
+	waitFor(t, 10*time.Second, "a publish in flight on the dead link", func() bool { return a.publisher().Link().InFlight > 0 })
 	time.Sleep(time.Second) // more readings into the buffer, still within the PUBACK timeout
-	if a.pub.Link().InFlight == 0 {
+	if a.publisher().Link().InFlight == 0 {
 		t.Fatal("nothing in flight at the stop: the case was not exercised")
 	}
 	start := time.Now()

@@ -137,6 +137,7 @@ sensors:
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	waitRunning(t, a, done)
 	defer func() {
 		cancel()
 		select {

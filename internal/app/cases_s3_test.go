@@ -74,7 +74,7 @@ sensors:
 	// buffer, pending or formed into an outbox message.
 	counts := func() (old, all int) {
 		t.Helper()
-		items, err := a.store.Pending(store.Telemetry, 0, 0)
+		items, err := a.buffer().Pending(store.Telemetry, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ sensors:
 				old++
 			}
 		}
-		msgs, err := a.store.Outbox(store.Telemetry, 0, 0)
+		msgs, err := a.buffer().Outbox(store.Telemetry, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ sensors:
 	}
 	waitFor(t, 10*time.Second, "the agent polling and trying the broker", func() bool {
 		_, ok := lastReading(a, "CH4-101")
-		return ok && a.pub.Link().LastError != ""
+		return ok && a.publisher().Link().LastError != ""
 	})
 	old, all := counts()
 	if old != backlog {
@@ -118,7 +118,7 @@ sensors:
 		}
 		all = n
 	}
-	if st, err := a.store.Stats(); err != nil || st.Streams[store.Telemetry].Evicted != 0 {
+	if st, err := a.buffer().Stats(); err != nil || st.Streams[store.Telemetry].Evicted != 0 {
 		t.Fatalf("stats %+v, err %v: nothing may be evicted", st, err)
 	}
 }

@@ -133,7 +133,7 @@ sensors:
 	a, _ := runApp(t, cfg)
 
 	stats := func() store.Stats {
-		st, err := a.store.Stats()
+		st, err := a.buffer().Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +160,7 @@ sensors:
 	// level "alarm" of sensor 07 itself.)
 	bank.SetHolding(1, 7*200, 150)
 	waitFor(t, 10*time.Second, "the alarm of a sensor above its limit", func() bool {
-		items, err := a.store.Pending(store.Alarm, 0, 0)
+		items, err := a.buffer().Pending(store.Alarm, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

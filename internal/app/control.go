@@ -5,25 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hazmon/hazmon/internal/actuate"
 	"github.com/hazmon/hazmon/internal/buildinfo"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // controlState is what the control socket needs beyond the App's parts:
 // the agent state, the start time and each sensor's last reading.
 type controlState struct {
-	mu      sync.Mutex
-	state   string
-	started time.Time
-	last    map[string]reading.Reading
+	mu          sync.Mutex
+	state       string
+	started     time.Time
+	last        map[string]reading.Reading
+	bufferFault string // why the buffer is unusable, "" if it works
+}
+
+func (c *controlState) setBufferFault(why string) {
+	c.mu.Lock()
+	c.bufferFault = why
+	c.mu.Unlock()
 }
 
 func (c *controlState) setState(s string) {
@@ -79,15 +87,16 @@ var _ control.Backend = (*controlBackend)(nil)
 // Status implements control.Backend.
 func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 	a := (*App)(b)
-	g := a.current()
+	p := a.current()
+	cfg := p.cfg
 	now := time.Now()
 	a.ctl.mu.Lock()
 	st := control.Status{
-		State: a.ctl.state, Version: buildinfo.Version(), Agent: g.cfg.Agent.ID, Site: g.cfg.Agent.Site,
+		State: a.ctl.state, Version: buildinfo.Version(), Agent: cfg.Agent.ID, Site: cfg.Agent.Site,
 		ConfigPath: a.opts.ConfigPath, NowTS: now.UnixMilli(), StartedTS: a.ctl.started.UnixMilli(),
 		UptimeS: now.Sub(a.ctl.started).Seconds(),
 	}
-	for _, s := range g.cfg.Sensors {
+	for _, s := range cfg.Sensors {
 		ss := control.SensorStatus{ID: s.ID, Type: s.Type, Bus: s.Bus, Unit: s.Unit, AgeS: -1}
 		if r, ok := a.ctl.last[s.ID]; ok {
 			ss.Status, ss.Error, ss.TS = string(r.Status), r.Err, r.Time.UnixMilli()
@@ -99,10 +108,15 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 		}
 		st.Sensors = append(st.Sensors, ss)
 	}
+	bufferFault := a.ctl.bufferFault
 	a.ctl.mu.Unlock()
 
-	for _, bus := range g.cfg.Buses {
-		bs := g.pollers[bus.Name].Stats()
+	for _, bus := range cfg.Buses {
+		bp := p.pollers[bus.Name]
+		if bp == nil {
+			continue
+		}
+		bs := bp.poller.Stats()
 		addr := bus.Address
 		if bus.Protocol == "rtu" {
 			addr = bus.Device
@@ -113,39 +127,57 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 			LastError: bs.LastError, RTTMs: float64(bs.LastRTT.Microseconds()) / 1000,
 		})
 	}
-	l := a.pub.Link()
-	st.MQTT = control.MQTTStatus{Connected: l.Connected, Broker: l.Broker, LastError: l.LastError, InFlight: l.InFlight}
-	if !l.Since.IsZero() {
-		st.MQTT.SinceTS = l.Since.UnixMilli()
+	if pub := a.publisher(); pub != nil {
+		l := pub.Link()
+		st.MQTT = control.MQTTStatus{Connected: l.Connected, Broker: l.Broker, LastError: l.LastError, InFlight: l.InFlight}
+		if !l.Since.IsZero() {
+			st.MQTT.SinceTS = l.Since.UnixMilli()
+		}
+	} else {
+		st.MQTT = control.MQTTStatus{LastError: "no uplink: the buffer is unusable"}
 	}
 	if bs, err := b.BufferStats(ctx); err == nil {
 		st.Buffer = bs
 	} else {
-		st.Buffer = control.BufferStats{Path: a.store.Path(), OldestAgeS: -1}
+		st.Buffer = control.BufferStats{Path: filepath.Join(cfg.Agent.DataDir, BufferFile), OldestAgeS: -1, LastError: err.Error()}
 	}
-	if g.outs != nil {
-		for _, o := range g.outs.State() {
-			os := control.OutputStatus{Name: o.Name, State: "on", Feed: o.Feed}
-			if o.Cut {
-				os.State = "cut"
-			}
-			switch {
-			case o.FeedAbnormal:
-				os.Detail = "feed abnormal: " + o.FeedReason
-			case o.LastError != "":
-				os.Detail = "not confirmed: " + o.LastError
-			case !o.Settled:
-				os.Detail = "switching"
-			}
-			st.Outputs = append(st.Outputs, os)
+	if bufferFault != "" && st.Buffer.LastError == "" {
+		st.Buffer.LastError = bufferFault
+	}
+	snap, err := a.core.Snapshot(ctx)
+	if err != nil {
+		return st, fmt.Errorf("safety core not answering: %w", err)
+	}
+	for _, o := range snap.Outputs {
+		os := control.OutputStatus{Name: o.Name, State: "on", Feed: o.Feed}
+		if o.Cut {
+			os.State = "cut"
 		}
+		switch {
+		case o.Latched != "":
+			os.Detail = "latched cut: " + o.Latched + " (hazmon output restore " + o.Name + ")"
+		case o.FeedAbnormal:
+			os.Detail = "feed abnormal: " + o.FeedReason
+		case o.LastError != "":
+			os.Detail = "not confirmed: " + o.LastError
+		case !o.Confirmed:
+			os.Detail = "switching"
+		case o.Cut && o.Why != "rules" && o.Why != "":
+			os.Detail = o.Why
+		}
+		st.Outputs = append(st.Outputs, os)
 	}
 	units := map[string]string{}
-	for _, s := range g.cfg.Sensors {
+	for _, s := range cfg.Sensors {
 		units[s.ID] = s.Unit
 	}
-	for _, al := range g.safety.activeAlarms() {
-		st.Alarms = append(st.Alarms, control.ActiveAlarm{Sensor: al.Sensor, Level: al.Level, Value: al.Value, Unit: units[al.Sensor], TS: al.TS})
+	for _, al := range snap.Alarms {
+		aa := control.ActiveAlarm{Sensor: al.Sensor, Level: al.Level, Unit: units[al.Sensor], TS: al.Time.UnixMilli()}
+		if al.Valid {
+			v := al.Value
+			aa.Value = &v
+		}
+		st.Alarms = append(st.Alarms, aa)
 	}
 	sort.Slice(st.Alarms, func(i, j int) bool {
 		x, y := st.Alarms[i], st.Alarms[j]
@@ -161,9 +193,9 @@ func (b *controlBackend) Probe(ctx context.Context, req control.ProbeRequest) (c
 		return control.ProbeResult{}, err
 	}
 	g := a.current()
-	if p, ok := g.pollers[req.Bus]; ok {
+	if bp, ok := g.pollers[req.Bus]; ok {
 		start := time.Now()
-		data, err := p.Read(ctx, byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
+		data, err := bp.poller.Read(ctx, byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
 		if err != nil {
 			return control.ProbeResult{}, err // the poller's error names bus, slave, table and address
 		}
@@ -190,7 +222,8 @@ func busNames(c *config.Config) string {
 
 // OutputTest implements control.Backend: the output is cut for d (a test
 // only cuts power that is on), the feed response is read, and the output
-// goes back to what the rules demand.
+// goes back to what the rules demand. The safety core ends the test by
+// itself at d, even if this request is abandoned.
 func (b *controlBackend) OutputTest(ctx context.Context, name string, d time.Duration) (control.OutputTestResult, error) {
 	a := (*App)(b)
 	g := a.current()
@@ -204,14 +237,12 @@ func (b *controlBackend) OutputTest(ctx context.Context, name string, d time.Dur
 	if !known {
 		return control.OutputTestResult{}, fmt.Errorf("%w: output %q is not configured", control.ErrNotFound, name)
 	}
-	if d <= 0 || d > 10*time.Minute {
-		return control.OutputTestResult{}, fmt.Errorf("%w: test duration %s (want 0 < d <= 10m)", control.ErrInvalid, d)
+	if d <= 0 || d > safety.MaxTest {
+		return control.OutputTestResult{}, fmt.Errorf("%w: test duration %s (want 0 < d <= %s)", control.ErrInvalid, d, safety.MaxTest)
 	}
-	release, err := g.safety.testCut(name)
-	if err != nil {
+	if err := a.core.TestCut(ctx, name, d); err != nil {
 		return control.OutputTestResult{}, fmt.Errorf("%w: output test: %v", control.ErrInvalid, err)
 	}
-	a.log.Warn("output test: cut from the control socket", "output", name, "for", d)
 	start := time.Now()
 	res := control.OutputTestResult{Name: name, Action: "cut", Feed: feed}
 	var absentAfter time.Duration = -1
@@ -224,14 +255,18 @@ wait:
 			break wait
 		case <-t.C:
 			if feed != "" && absentAfter < 0 {
-				if o, ok := outputState(g, name); ok && o.FeedValid && !o.FeedPresent {
+				if o, ok := a.outputState(ctx, name); ok && o.FeedValid && !o.FeedPresent {
 					absentAfter = time.Since(start)
 				}
 			}
 		}
 	}
 	res.HeldS = time.Since(start).Seconds()
-	release()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := a.core.ReleaseTest(rctx, name); err != nil {
+		a.log.Error("output test: release", "output", name, "err", err)
+	}
 	if feed != "" {
 		ok := absentAfter >= 0
 		res.FeedOK = &ok
@@ -244,23 +279,40 @@ wait:
 		res.FeedResponse = "no feed sensor configured"
 	}
 	res.Final = "on"
-	if o, ok := outputState(g, name); ok && o.Cut {
+	if o, ok := a.outputState(rctx, name); ok && o.Cut {
 		res.Final = "cut"
 	}
-	a.log.Warn("output test ended", "output", name, "feed", res.FeedResponse, "final", res.Final)
 	return res, ctx.Err()
 }
 
-func outputState(g *graph, name string) (actuate.OutputState, bool) {
-	if g.outs == nil {
-		return actuate.OutputState{}, false
+// outputState is one output in the safety core's snapshot.
+func (a *App) outputState(ctx context.Context, name string) (safety.OutputState, bool) {
+	snap, err := a.core.Snapshot(ctx)
+	if err != nil {
+		return safety.OutputState{}, false
 	}
-	for _, o := range g.outs.State() {
+	for _, o := range snap.Outputs {
 		if o.Name == name {
 			return o, true
 		}
 	}
-	return actuate.OutputState{}, false
+	return safety.OutputState{}, false
+}
+
+// OutputRestore implements control.Backend: it lifts a latch (an output
+// found cut by something else) or a reload's hold, never a rule.
+func (b *controlBackend) OutputRestore(ctx context.Context, name string) (control.OutputRestoreResult, error) {
+	a := (*App)(b)
+	lifted, err := a.core.Restore(ctx, name)
+	if err != nil {
+		return control.OutputRestoreResult{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	a.log.Warn("output restored by a technician", "output", name, "lifted", lifted)
+	res := control.OutputRestoreResult{Name: name, Lifted: lifted, Final: "on"}
+	if o, ok := a.outputState(ctx, name); ok && o.Cut {
+		res.Final, res.Why = "cut", o.Why
+	}
+	return res, nil
 }
 
 // Calibrate implements control.Backend: the sensor's readings and alarms
@@ -283,8 +335,8 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 	if d > 0 {
 		until = time.Now().Add(d)
 	}
-	if !g.safety.setCalibrating(sensor, until) {
-		return control.CalibrateResult{}, fmt.Errorf("%w: sensor %s has no safety rules to calibrate", control.ErrNotFound, sensor)
+	if err := a.core.Calibrate(ctx, sensor, until); err != nil {
+		return control.CalibrateResult{}, fmt.Errorf("%w: %v", control.ErrNotFound, err)
 	}
 	a.log.Info("calibration set from the control socket", "sensor", sensor, "until", until)
 	res := control.CalibrateResult{Sensor: sensor}
@@ -306,9 +358,9 @@ func (b *controlBackend) Reload(ctx context.Context) (control.ReloadResult, erro
 	if err != nil {
 		return control.ReloadResult{}, &control.RefusedError{What: "reload refused (the running config stays)", Problems: reloadProblems(err)}
 	}
-	g := a.current()
+	cfg := a.current().cfg
 	return control.ReloadResult{ConfigPath: a.opts.ConfigPath, Changed: changed, Warnings: warnings,
-		Buses: len(g.cfg.Buses), Sensors: len(g.cfg.Sensors), Outputs: len(g.cfg.Outputs)}, nil
+		Buses: len(cfg.Buses), Sensors: len(cfg.Sensors), Outputs: len(cfg.Outputs)}, nil
 }
 
 // reloadProblems lists a refused reload's reasons, one line each, without
@@ -334,11 +386,15 @@ func reloadProblems(err error) []string {
 // BufferStats implements control.Backend.
 func (b *controlBackend) BufferStats(ctx context.Context) (control.BufferStats, error) {
 	a := (*App)(b)
-	st, err := a.store.Stats()
+	s := a.buffer()
+	if s == nil {
+		return control.BufferStats{}, errNoBuffer
+	}
+	st, err := s.Stats()
 	if err != nil {
 		return control.BufferStats{}, err
 	}
-	bs := control.BufferStatsFrom(a.store.Path(), st, time.Now())
+	bs := control.BufferStatsFrom(s.Path(), st, time.Now())
 	bs.NotStored = a.appendErrs.Load()
 	bs.LastError = a.loss.lastError()
 	return bs, nil
@@ -347,5 +403,9 @@ func (b *controlBackend) BufferStats(ctx context.Context) (control.BufferStats, 
 // BufferExport implements control.Backend: the agent holds the file lock,
 // so the export reads through its open store.
 func (b *controlBackend) BufferExport(ctx context.Context, since time.Time, format string, w io.Writer) (int, error) {
-	return control.Export(ctx, (*App)(b).store, since, format, w)
+	s := (*App)(b).buffer()
+	if s == nil {
+		return 0, fmt.Errorf("%w: %v", control.ErrUnavailable, errNoBuffer)
+	}
+	return control.Export(ctx, s, since, format, w)
 }

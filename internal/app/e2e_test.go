@@ -17,6 +17,7 @@ import (
 
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 	"github.com/hazmon/hazmon/internal/publish/brokertest"
 )
@@ -298,6 +299,7 @@ func runAppFile(t *testing.T, cfg *config.Config, path string) (a *App, stop fun
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	waitRunning(t, a, done)
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -317,4 +319,28 @@ func runAppFile(t *testing.T, cfg *config.Config, path string) (a *App, stop fun
 		}
 	})
 	return a, stop
+}
+
+// waitRunning waits until a's Run has opened the buffer and runs (its
+// control state says running); a Run that ends first fails the test.
+func waitRunning(t *testing.T, a *App, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a.ctl.mu.Lock()
+		st := a.ctl.state
+		a.ctl.mu.Unlock()
+		if st == control.StateRunning {
+			return
+		}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("Run ended before running: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agent not running within 30s")
+		}
+	}
 }

@@ -92,10 +92,15 @@ func (a *App) reportLoss() {
 	if !ok {
 		return
 	}
+	st := a.buffer()
+	if st == nil {
+		a.loss.putBack(e) // no buffer to report into: the count waits
+		return
+	}
 	a.log.Error("buffer refused records: reporting data_loss", "records", e.Readings, "reason", e.Reason, "err", e.Detail)
 	data, err := contract.Marshal(e)
 	if err == nil {
-		err = a.store.AppendAsync(store.Event, time.UnixMilli(e.TS), data, func(err error) {
+		err = st.AppendAsync(store.Event, time.UnixMilli(e.TS), data, func(err error) {
 			if err != nil {
 				a.loss.putBack(e)
 			}

@@ -22,7 +22,7 @@ func TestApp_RefusedRecordsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	a := &App{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a := &App{st: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	a.errLog.every = time.Hour
 	t0 := time.UnixMilli(1_700_000_000_000)
 	for i := range 7 {
@@ -65,7 +65,7 @@ func TestApp_BufferStatsShowRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	a := &App{store: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a := &App{st: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	a.errLog.every = time.Hour
 	a.refused(time.Now(), errors.New("write buffer.db: no space left on device"))
 	a.refused(time.Now(), store.ErrBusy)

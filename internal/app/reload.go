@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/sdnotify"
 )
 
@@ -18,27 +19,28 @@ var ErrRestartNeeded = errors.New("restart needed")
 // Reload re-reads Options.ConfigPath. A file that does not load or
 // validate is rejected with every problem (file:line: key: message) and
 // the running config stays. So does a file that changes the agent's
-// identity, buffer, MQTT link or control socket (ErrRestartNeeded). An
+// identity, buffer, MQTT link, control socket or log (ErrRestartNeeded). An
 // unchanged file is a no-op: nothing restarts, nothing buffered moves.
 //
-// Otherwise the graph of sources and safety path is rebuilt from the new
-// file without dropping the outputs' state:
+// Otherwise the new config takes over without a blind window:
 //
-//  1. the old safety path is frozen: its rule engine stops taking readings
-//     and stops driving the outputs, which its manager holds as they are;
-//  2. the new graph is built: its rule engine inherits the frozen one's
-//     state (rules.Engine.Inherit: an edited raised rule stays raised), its
-//     active alarms keep their alarm_id, and its output manager takes over
-//     unchanged outputs as they are (actuate.Options.Restored); a build
-//     error thaws the old graph, which carries on;
-//  3. the old manager lets go: outputs the new file moves or removes are cut
-//     and confirmed through the old buses first (actuate.Manager.Release);
-//  4. the old sources stop and the new ones start.
+//  1. its hardware is built, taking over as they run the pollers, lanes
+//     and inputs whose config is unchanged (a rule edit keeps its bus);
+//  2. the safety core swaps rules at once, on its own goroutine: the new
+//     rules inherit the old ones' state (an edited raised rule stays
+//     raised), active alarms keep their ids, and every output cut when the
+//     reload begins stays cut while what cut it under the old rules still
+//     stands (a moved, renamed or removed rule or sensor never restores
+//     power: `hazmon output restore` lifts the hold once safe);
+//  3. outputs the new file moves or removes are cut and confirmed through
+//     the old buses, which meanwhile keep polling into the new rules;
+//  4. the old parts stop and the new ones start.
 //
-// From 1 to 4 (build time plus at most about one bus timeout) readings are
-// not evaluated by any rule. A reload is refused once shutdown began and
-// while an output test runs. The buffer and the publisher are not touched:
-// nothing buffered is lost.
+// Readings of sensors on an unchanged bus are evaluated throughout; those
+// on a changed bus pause from its old poller's stop to its new poller's
+// first reading (one bus timeout plus one poll). A reload is refused once
+// shutdown began and while an output test runs. The buffer and the
+// publisher are not touched: nothing buffered is lost.
 //
 // changed is false when the file was unchanged. It returns the new file's
 // warnings.
@@ -73,27 +75,37 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	if a.stopping {
 		return false, warnings, errors.New("the agent is stopping")
 	}
-	if old.safety.testing() {
-		return false, warnings, errors.New("an output test is running: reload after it ends (the running config stays)")
-	}
-	old.freeze()
-	g, err := a.build(next, old)
+	np, err := a.buildPlant(next, old, a.core)
 	if err != nil {
-		old.thaw()
 		a.log.Error("reload rejected: the running config stays", "file", a.opts.ConfigPath, "err", err)
 		return false, warnings, fmt.Errorf("the running config stays: %w", err)
 	}
-	a.log.Info("reload: handing over to the new config; outputs keep their state",
-		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
-	old.releaseOutputs(next, a.log) // moved or removed outputs are cut through the old buses
-	old.stopSources()
-	a.gmu.Lock()
-	a.g = g
-	if a.srcCtx != nil {
-		g.start(a.srcCtx, a.failed)
+	if err := a.core.Reload(ctx, next.SafetySpec(), np.laneMap()); err != nil {
+		a.discard(np, old)
+		if errors.Is(err, safety.ErrTesting) {
+			err = errors.New("an output test is running: reload after it ends")
+		}
+		a.log.Error("reload rejected: the running config stays", "file", a.opts.ConfigPath, "err", err)
+		return false, warnings, fmt.Errorf("the running config stays: %w", err)
 	}
-	a.gmu.Unlock()
-	a.pub.SetSensors(sensorIDs(next))
+	a.log.Info("reload: new rules in force; handing over the hardware",
+		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.CutTimeout)
+	if err := a.retire(cctx, old, np); err != nil {
+		a.log.Error("reload: outputs the new file moves or removes were not all confirmed cut", "err", err)
+	}
+	cancel()
+	a.mu.Lock()
+	a.pl = np
+	a.plantNow.Store(np)
+	if a.life != nil {
+		a.startPlant(a.life, np)
+	}
+	a.mu.Unlock()
+	if pub := a.publisher(); pub != nil {
+		pub.SetSensors(sensorIDs(next))
+	}
+	a.state.configured(next)
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil
 }

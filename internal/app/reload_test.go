@@ -76,7 +76,7 @@ func TestApp_Reload(t *testing.T) {
 	orig, _ := os.ReadFile(path)
 	ctx := context.Background()
 	pending := func() int {
-		st, err := a.store.Stats()
+		st, err := a.buffer().Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func TestApp_CalibrateAndOutputTest(t *testing.T) {
 	bank.SetHolding(1, 0, 40)
 	waitFor(t, 5*time.Second, "restored", func() bool { return bank.Coil(1, 100) })
 	alarms := bufferedAlarms(t, a)
-	if !strings.Contains(alarms, `"level":"cutoff","state":"raised"`) || !strings.Contains(alarms, `"calibration":true`) {
+	if !strings.Contains(alarms, `"level":"cutoff","direction":"high","state":"raised"`) || !strings.Contains(alarms, `"calibration":true`) {
 		t.Fatalf("calibration alarms = %s", alarms)
 	}
 	if _, err := b.Calibrate(ctx, "CH4-101", 0); err != nil {
@@ -215,7 +215,7 @@ func TestApp_CalibrateAndOutputTest(t *testing.T) {
 // bufferedAlarms returns every alarm record still in the buffer, joined.
 func bufferedAlarms(t *testing.T, a *App) string {
 	t.Helper()
-	items, err := a.store.Pending(store.Alarm, 0, 0)
+	items, err := a.buffer().Pending(store.Alarm, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +237,9 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	ctx := context.Background()
 	bank.SetHolding(1, 5, 30)  // CO 30 ppm: default alarm ≥ 24
 	bank.SetHolding(1, 0, 160) // 1.60 %CH4: alarm and cut-off
-	waitFor(t, 5*time.Second, "alarms raised", func() bool { return len(a.current().safety.activeAlarms()) == 3 })
+	waitFor(t, 5*time.Second, "alarms raised", func() bool { return len(a.core.ActiveAlarms()) == 3 })
 	raisedIDs := map[string]string{}
-	for _, al := range a.current().safety.activeAlarms() {
+	for _, al := range alarmsOf(a) {
 		raisedIDs[al.Sensor+"/"+al.Level] = al.AlarmID
 	}
 
@@ -254,7 +254,7 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 		t.Fatalf("Reload = %v, %v", applied, err)
 	}
 	var active []string
-	for _, al := range a.current().safety.activeAlarms() {
+	for _, al := range alarmsOf(a) {
 		active = append(active, al.Sensor+"/"+al.Level)
 	}
 	slices.Sort(active)
@@ -262,7 +262,7 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 		t.Fatalf("active alarms after reload: %v", active)
 	}
 	bank.SetHolding(1, 0, 40)
-	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return len(a.current().safety.activeAlarms()) == 0 })
+	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return len(a.core.ActiveAlarms()) == 0 })
 	cleared := map[string]string{}
 	for _, raw := range strings.Split(strings.TrimSpace(bufferedAlarms(t, a)), "\n") {
 		var al contract.Alarm
@@ -278,8 +278,8 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 			t.Errorf("%s: raised as %s, cleared as %q", k, id, cleared[k])
 		}
 	}
-	if slices.Contains(a.pub.Current(), "CO-101") {
-		t.Errorf("removed sensor CO-101 still in the current snapshot %v", a.pub.Current())
+	if slices.Contains(a.publisher().Current(), "CO-101") {
+		t.Errorf("removed sensor CO-101 still in the current snapshot %v", a.publisher().Current())
 	}
 }
 
@@ -312,4 +312,13 @@ func TestApp_ReloadMovedOutputAndShutdown(t *testing.T) {
 	if bank.Coil(1, 100) || bank.Coil(1, 101) {
 		t.Fatal("an output is energised after shutdown")
 	}
+}
+
+// alarmsOf returns the agent's active alarms in their contract form.
+func alarmsOf(a *App) []contract.Alarm {
+	var out []contract.Alarm
+	for _, al := range a.core.ActiveAlarms() {
+		out = append(out, alarmPayload(al))
+	}
+	return out
 }

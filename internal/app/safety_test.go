@@ -82,7 +82,7 @@ sensors:
 	bank.SetDiscrete(1, 0, true)
 	waitFor(t, 5*time.Second, "restore after every demand cleared", func() bool { return bank.Coil(1, 100) })
 
-	st, err := a.store.Stats()
+	st, err := a.buffer().Stats()
 	if err != nil {
 		t.Fatal(err)
 	}

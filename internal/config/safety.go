@@ -20,14 +20,22 @@ const (
 	LELAlarm2Max = 50.0 // % LEL
 )
 
-// MaxCutoffDelay is the longest on-delay (for) a cut-off rule may have: a
-// methane over-limit cut-off and the ventilation-power interlock must act
-// within 2 s (GB 50581-2010 §3.1.4, R). A methane cut-off takes none.
-const MaxCutoffDelay = 2 * time.Second
+// MaxCutoffDelay is the longest on-delay (for) a cut-off rule may have
+// (safety.MaxCutoffDelay: GB 50581-2010 §3.1.4, R). A methane cut-off
+// takes none.
+const MaxCutoffDelay = safety.MaxCutoffDelay
 
-// DefaultFeedTimeout is how long a feed sensor may contradict its output
-// before feed_abnormal is raised.
-const DefaultFeedTimeout = 2 * time.Second
+// DefaultFeedTimeout is outputs[].feed_timeout's default
+// (safety.DefaultFeedTimeout).
+const DefaultFeedTimeout = safety.DefaultFeedTimeout
+
+// Heartbeat bounds (outputs[].heartbeat.every): the default toggles once a
+// second; a PLC communications watchdog is usually set to a few seconds.
+const (
+	DefaultHeartbeatEvery = time.Second
+	MinHeartbeatEvery     = 100 * time.Millisecond
+	MaxHeartbeatEvery     = time.Minute
+)
 
 var ruleLevels = []string{"alarm", "alarm2", "cutoff", "blue", "yellow", "orange", "red"}
 
@@ -49,6 +57,24 @@ func (c *Config) SensorRules() []safety.SensorRules {
 		})
 	}
 	return out
+}
+
+// SafetySpec is what the safety core enforces for this config: the rules
+// of every sensor (SensorRules), each output with its feed and heartbeat,
+// and the warning groups. The config must have passed validation.
+func (c *Config) SafetySpec() safety.Spec {
+	sp := safety.Spec{Sensors: c.SensorRules()}
+	for _, o := range c.Outputs {
+		os := safety.OutputSpec{Name: o.Name, Feed: o.Feed, FeedTimeout: o.FeedTimeout.D()}
+		if o.Heartbeat != nil {
+			os.Heartbeat = o.Heartbeat.Every.D()
+		}
+		sp.Outputs = append(sp.Outputs, os)
+	}
+	for _, g := range c.WarningGroups {
+		sp.Groups = append(sp.Groups, safety.GroupSpec{Name: g.Name, Sensors: slices.Clone(g.Sensors)})
+	}
+	return sp
 }
 
 // Effective returns a copy of c as the agent runs it, for display (hazmon
@@ -209,6 +235,19 @@ func (c *Config) validateSafety(k *checker) {
 		}
 		if o.FeedTimeout.D() < 0 {
 			k.errf(p+".feed_timeout", "must not be negative")
+		}
+		if hb := o.Heartbeat; hb != nil {
+			switch {
+			case o.Modbus == nil:
+				k.errf(p+".heartbeat", "only a modbus output has a heartbeat coil")
+			case hb.Coil < 0 || hb.Coil > 65535:
+				k.errf(p+".heartbeat.coil", "%d is outside 0..65535", hb.Coil)
+			case hb.Coil == o.Modbus.Coil:
+				k.errf(p+".heartbeat.coil", "%d is the output's own coil", hb.Coil)
+			}
+			if e := hb.Every.D(); e < MinHeartbeatEvery || e > MaxHeartbeatEvery {
+				k.errf(p+".heartbeat.every", "%s is outside %s..%s", e, MinHeartbeatEvery, MaxHeartbeatEvery)
+			}
 		}
 	}
 

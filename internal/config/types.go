@@ -158,6 +158,16 @@ type Output struct {
 	Modbus      *ModbusCoil `yaml:"modbus,omitempty"`
 	Feed        string      `yaml:"feed,omitempty"` // optional digital sensor id showing whether power is really present
 	FeedTimeout Duration    `yaml:"feed_timeout"`   // default 2s
+	// Heartbeat (Modbus outputs only) is a coil on the output's slave that
+	// the agent toggles every Every while its safety loop runs, so a PLC's
+	// communications watchdog can drop power when the agent goes silent.
+	Heartbeat *Heartbeat `yaml:"heartbeat,omitempty"`
+}
+
+// Heartbeat is an output's heartbeat coil (Output.Heartbeat).
+type Heartbeat struct {
+	Coil  int      `yaml:"coil"`  // 0-based coil address on the output's slave
+	Every Duration `yaml:"every"` // toggle period; default 1s, 100ms..60s
 }
 
 // GPIOOut is a relay driven by a GPIO line.

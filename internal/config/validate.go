@@ -126,6 +126,9 @@ func applyDefaults(c *Config) {
 		if c.Outputs[i].FeedTimeout == 0 {
 			c.Outputs[i].FeedTimeout = Duration(DefaultFeedTimeout)
 		}
+		if hb := c.Outputs[i].Heartbeat; hb != nil && hb.Every == 0 {
+			hb.Every = Duration(DefaultHeartbeatEvery)
+		}
 	}
 	for i := range c.Sensors {
 		s := &c.Sensors[i]

@@ -37,6 +37,12 @@ const (
 	EventDataLoss    = "data_loss"    // readings evicted from the buffer before they were published
 	EventBufferReset = "buffer_reset" // the buffer file was unreadable and was moved aside
 	EventClockStep   = "clock_step"   // the wall clock stepped
+
+	EventOutputRestore    = "output_restore"    // a technician restored a held output (subject: the output)
+	EventOutputTestStart  = "output_test_start" // an output test cut an output (subject: the output)
+	EventOutputTestEnd    = "output_test_end"   // the output test ended
+	EventCalibrationStart = "calibration_start" // a sensor is under calibration (subject: the sensor)
+	EventCalibrationStop  = "calibration_stop"  // its calibration ended
 )
 
 // Status states.
@@ -102,10 +108,13 @@ type Telemetry struct {
 	Readings   []json.RawMessage `json:"readings"`
 }
 
-// Alarm is the payload of {prefix}/{site}/{agent}/alarm: one alarm level
-// raised or cleared. AlarmID is "<sensor>/<level>/<raise ms>". V, Seq,
-// Agent and Site are filled in when the message is formed for publishing
-// (a buffered record omits them; a published one always has them).
+// Alarm is the payload of {prefix}/{site}/{agent}/alarm: one alarm raised
+// or cleared. AlarmID is unique per alarm and shared by its raised and
+// cleared messages: "<sensor>/<level>/<direction>/<raise ms>" for a rule
+// alarm (direction high, low or state), "<sensor>/<level>/<raise ms>"
+// otherwise. V, Seq, Agent and Site are filled in when the message is
+// formed for publishing (a buffered record omits them; a published one
+// always has them).
 type Alarm struct {
 	V           int      `json:"v,omitempty"`
 	Seq         uint64   `json:"seq,omitempty"`
@@ -114,12 +123,19 @@ type Alarm struct {
 	Site        string   `json:"site,omitempty"`
 	Sensor      string   `json:"sensor"`
 	Level       string   `json:"level"`
-	State       string   `json:"state"` // raised|cleared
+	Direction   string   `json:"direction,omitempty"` // high|low|state for a rule alarm
+	State       string   `json:"state"`               // raised|cleared
 	TS          int64    `json:"ts"`
 	Value       *float64 `json:"value"` // null if the sensor is in fault
 	Limit       *float64 `json:"limit"`
 	Outputs     []string `json:"outputs"`
 	Calibration bool     `json:"calibration"`
+	// Reason says why, where there is more to say than the level: a
+	// fault's cause, a feed or output detail, "restart" (the alarm was
+	// active when the agent last stopped: raised again with its old id, or
+	// cleared because it no longer is), "reload" (the new config can no
+	// longer clear it), "restored" (a technician restored the output).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Event is the payload of {prefix}/{site}/{agent}/event: something the
@@ -136,7 +152,10 @@ type Event struct {
 	ToTS     int64  `json:"to_ts,omitempty"`
 	Readings int64  `json:"readings,omitempty"`
 	Reason   string `json:"reason,omitempty"`
-	Detail   string `json:"detail,omitempty"`
+	// Subject names what the event is about: the output of an output test
+	// or restore, the sensor of a calibration.
+	Subject string `json:"subject,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 // Status is the retained payload of {prefix}/{site}/{agent}/status.

@@ -69,6 +69,13 @@ func (c *Client) OutputTest(ctx context.Context, name string, d time.Duration) (
 	return res, err
 }
 
+// OutputRestore implements Backend.
+func (c *Client) OutputRestore(ctx context.Context, name string) (OutputRestoreResult, error) {
+	var res OutputRestoreResult
+	err := c.do(ctx, http.MethodPost, "/v1/output/restore", OutputRestoreRequest{Name: name}, &res)
+	return res, err
+}
+
 // Calibrate implements Backend.
 func (c *Client) Calibrate(ctx context.Context, sensor string, d time.Duration) (CalibrateResult, error) {
 	var res CalibrateResult

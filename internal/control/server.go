@@ -133,6 +133,15 @@ func (s *Server) routes() *http.ServeMux {
 		res, err := s.b.OutputTest(r.Context(), req.Name, duration(req.ForS))
 		s.reply(w, res, err)
 	})
+	m.HandleFunc("POST /v1/output/restore", func(w http.ResponseWriter, r *http.Request) {
+		var req OutputRestoreRequest
+		if !s.decode(w, r, &req) {
+			return
+		}
+		s.log.Warn("control: output restore requested", "output", req.Name)
+		res, err := s.b.OutputRestore(r.Context(), req.Name)
+		s.reply(w, res, err)
+	})
 	m.HandleFunc("POST /v1/calibrate", func(w http.ResponseWriter, r *http.Request) {
 		var req CalibrateRequest
 		if !s.decode(w, r, &req) {

@@ -24,6 +24,9 @@ func (fixedBackend) Probe(context.Context, ProbeRequest) (ProbeResult, error) {
 func (fixedBackend) OutputTest(context.Context, string, time.Duration) (OutputTestResult, error) {
 	return OutputTestResult{}, errors.New("output test: " + ErrUnavailable.Error())
 }
+func (fixedBackend) OutputRestore(context.Context, string) (OutputRestoreResult, error) {
+	return OutputRestoreResult{}, ErrUnavailable
+}
 func (fixedBackend) Calibrate(context.Context, string, time.Duration) (CalibrateResult, error) {
 	return CalibrateResult{}, ErrUnavailable
 }

@@ -9,6 +9,7 @@
 //	GET  /v1/status                      → Status
 //	POST /v1/probe          ProbeRequest → ProbeResult
 //	POST /v1/output/test    OutputTestRequest → OutputTestResult
+//	POST /v1/output/restore OutputRestoreRequest → OutputRestoreResult
 //	POST /v1/calibrate      CalibrateRequest  → CalibrateResult
 //	POST /v1/reload                      → ReloadResult
 //	GET  /v1/buffer/stats                → BufferStats
@@ -65,6 +66,10 @@ type Backend interface {
 	// OutputTest pulses the named output to its other state for d and
 	// back, and reports the feed sensor's response.
 	OutputTest(ctx context.Context, name string, d time.Duration) (OutputTestResult, error)
+	// OutputRestore lifts what only a technician may lift on an output: the
+	// latch of an output found cut by something else (output_mismatch) and
+	// a reload's hold. It never overrides a rule.
+	OutputRestore(ctx context.Context, name string) (OutputRestoreResult, error)
 	// Calibrate flags the sensor as under calibration for d (d <= 0 ends
 	// the calibration now).
 	Calibrate(ctx context.Context, sensor string, d time.Duration) (CalibrateResult, error)
@@ -217,6 +222,20 @@ type OutputTestResult struct {
 	FeedResponse string  `json:"feed_response"`  // e.g. "power absent after 0.12 s"
 	FeedOK       *bool   `json:"feed_ok"`        // nil without a feed sensor
 	Final        string  `json:"final"`          // state after the test: "on" or "cut"
+}
+
+// OutputRestoreRequest is the body of POST /v1/output/restore.
+type OutputRestoreRequest struct {
+	Name string `json:"name"`
+}
+
+// OutputRestoreResult says what the restore lifted and the output's state
+// after it (Final "cut" with Why when a rule still demands the cut).
+type OutputRestoreResult struct {
+	Name   string `json:"name"`
+	Lifted string `json:"lifted"`
+	Final  string `json:"final"` // "on" or "cut"
+	Why    string `json:"why,omitempty"`
 }
 
 // CalibrateRequest is the body of POST /v1/calibrate; ForS <= 0 stops.

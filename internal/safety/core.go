@@ -73,20 +73,19 @@ type Core struct {
 
 // state is everything the Run goroutine owns.
 type state struct {
-	spec      Spec
-	engine    *Engine
-	outs      []*outState
-	byName    map[string]*outState
-	byFeed    map[string][]*outState
-	groups    []group
-	memberOf  map[string][]int
-	alarms    alarmBook
-	calUntil  map[string]time.Time // sensors under calibration, for the stop event
-	start     time.Time
-	lastTick  time.Time
-	settled   bool // restart reconciliation finished
-	batch     []reading.Reading
-	lanesDone []string // scratch
+	spec     Spec
+	engine   *Engine
+	outs     []*outState
+	byName   map[string]*outState
+	byFeed   map[string][]*outState
+	groups   []group
+	memberOf map[string][]int
+	alarms   alarmBook
+	calUntil map[string]time.Time // sensors under calibration, for the stop event
+	start    time.Time
+	lastTick time.Time
+	settled  bool // restart reconciliation finished
+	batch    []reading.Reading
 }
 
 // New builds a Core for spec. lanes gives each output of spec its lane;

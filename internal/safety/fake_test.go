@@ -92,12 +92,6 @@ func (l *fakeLane) last() (Command, bool) {
 	return l.cmds[len(l.cmds)-1], true
 }
 
-func (l *fakeLane) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.cmds)
-}
-
 // rig is a Core under test, running on a fake clock.
 type rig struct {
 	t     *testing.T
@@ -163,12 +157,6 @@ func (r *rig) sync() {
 func (r *rig) offer(sensor string, v float64) {
 	r.t.Helper()
 	r.src.Offer(reading.Reading{Sensor: sensor, Time: r.clk.Now(), Value: v, Status: reading.StatusNormal})
-	r.sync()
-}
-
-func (r *rig) fault(sensor, why string) {
-	r.t.Helper()
-	r.src.Offer(reading.Reading{Sensor: sensor, Time: r.clk.Now(), Status: reading.StatusFault, Err: why})
 	r.sync()
 }
 

@@ -3,7 +3,6 @@ package safety
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -185,13 +184,4 @@ func (c *Core) heartbeat(o *outState, now time.Time) {
 	o.lastBeat = now
 	o.beat++
 	o.lane.Command(Command{Output: o.spec.Name, Cut: o.cut, Gen: o.gen, Beat: o.beat})
-}
-
-// outputNames returns the outputs' names in spec order.
-func (c *Core) outputNames() []string {
-	names := make([]string, len(c.st.outs))
-	for i, o := range c.st.outs {
-		names[i] = o.spec.Name
-	}
-	return slices.Clip(names)
 }

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/safety"
+	"github.com/hazmon/hazmon/internal/store"
+)
+
+// errNoBuffer is why records are refused while the buffer is unusable.
+var errNoBuffer = errors.New("buffer unusable")
+
+// record drains the safety core's outbox until ctx ends (then once more):
+// each evaluated reading becomes its sensor's last value (status), the
+// retained current snapshot's entry and a telemetry record; each alarm and
+// event is logged and buffered. It is the only goroutine that logs them, so
+// a stalled log or disk delays only this, never a cut.
+func (a *App) record(ctx context.Context) {
+	out := a.core.Outbox()
+	var items []safety.Item
+	for {
+		select {
+		case <-ctx.Done():
+			a.recordItems(out.Take(items[:0]))
+			return
+		case <-out.Notify():
+		}
+		items = out.Take(items[:0])
+		a.recordItems(items)
+		clear(items) // release the readings' strings
+	}
+}
+
+func (a *App) recordItems(items []safety.Item) {
+	pub := a.publisher()
+	for i := range items {
+		it := &items[i]
+		switch it.Kind {
+		case safety.ItemReading:
+			r := it.Reading
+			a.ctl.observe(r)
+			c := contract.FromReading(r)
+			if pub != nil {
+				pub.UpdateCurrent(c)
+			}
+			a.append(store.Telemetry, r.Time, c)
+		case safety.ItemAlarm:
+			al := alarmPayload(it.Alarm)
+			a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID, "reason", al.Reason)
+			a.append(store.Alarm, it.Alarm.Time, al)
+			a.state.setAlarms(a.core.ActiveAlarms())
+		case safety.ItemEvent:
+			e := eventPayload(it.Event)
+			a.log.Info("event", "type", e.Type, "detail", e.Detail)
+			a.append(store.Event, it.Event.Time, e)
+		}
+	}
+}
+
+// append queues a record of stream without waiting for the disk. A record
+// the buffer refuses (queue full, write error, no buffer) is counted and
+// reported in a data_loss event (loss.go), never dropped silently.
+func (a *App) append(stream store.Stream, ts time.Time, v any) {
+	st := a.buffer()
+	if st == nil {
+		a.refused(ts, errNoBuffer)
+		return
+	}
+	data, err := contract.Marshal(v)
+	if err == nil {
+		err = st.AppendAsync(stream, ts, data, func(err error) {
+			if err != nil {
+				a.refused(ts, err)
+			}
+		})
+	}
+	if err != nil {
+		a.refused(ts, err)
+	}
+}
+
+func (a *App) refused(ts time.Time, err error) {
+	a.loss.add(ts, err)
+	a.appendErrs.Add(1)
+	if a.errLog.allow() {
+		a.log.Error("buffer: record not stored", "err", err)
+	}
+}
+
+// event queues an agent event (buffer reset, data loss, ...) for the event stream.
+func (a *App) event(e contract.Event) {
+	a.append(store.Event, time.UnixMilli(e.TS), e)
+}
+
+// alarmPayload is a safety alarm in its contract form (v, seq, agent and
+// site are filled in when the message is formed).
+func alarmPayload(s safety.Alarm) contract.Alarm {
+	a := contract.Alarm{
+		AlarmID: s.ID, Sensor: s.Sensor, Level: s.Level, Direction: s.Direction, State: s.State,
+		TS: s.Time.UnixMilli(), Outputs: s.Outputs, Calibration: s.Calibration, Reason: s.Reason,
+	}
+	if a.Outputs == nil {
+		a.Outputs = []string{}
+	}
+	if s.Valid {
+		v := s.Value
+		a.Value = &v
+	}
+	if s.HasLimit {
+		l := s.Limit
+		a.Limit = &l
+	}
+	return a
+}
+
+// eventPayload is a safety event in its contract form.
+func eventPayload(e safety.Event) contract.Event {
+	subject := e.Output
+	if subject == "" {
+		subject = e.Sensor
+	}
+	return contract.Event{Type: e.Type, TS: e.Time.UnixMilli(), Subject: subject, Detail: e.Detail}
+}
