@@ -42,6 +42,9 @@ type Options struct {
 	// DrainTimeout bounds how long shutdown waits for the publisher to send
 	// what is already buffered (default 2s); the rest stays in the buffer.
 	DrainTimeout time.Duration
+	// LogDropped returns how many log lines were dropped because the log
+	// sink stalled (asynclog.Writer.Dropped), shown in Status.Log; nil: 0.
+	LogDropped func() uint64
 }
 
 // App is one running agent. Create it with New, run it with Run; Run
