@@ -139,14 +139,30 @@ func TestNewLogger_StalledStderrJSON(t *testing.T) {
 	}
 	stderr.unblock()
 	closeLog(lw)
-	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	// Every line is JSON: the readings, and where lines were dropped (once,
+	// or twice if a slot freed up during the flood) the dropped line.
+	var readings, dropped uint64
 	var last struct {
 		Level, Msg string
 		Dropped    uint64
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Msg != asynclog.DroppedMsg ||
-		last.Level != "WARN" || last.Dropped != lw.Dropped() || uint64(len(lines)-1)+last.Dropped != asynclog.DefaultMaxLines+100 {
-		t.Fatalf("last line %q (%v), want the JSON dropped line with dropped=%d", lines[len(lines)-1], err, lw.Dropped())
+	for _, l := range strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n") {
+		last.Msg = ""
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("line %q is not JSON: %v", l, err)
+		}
+		switch {
+		case last.Msg == "reading":
+			readings++
+		case last.Msg == asynclog.DroppedMsg && last.Level == "WARN":
+			dropped += last.Dropped
+		default:
+			t.Fatalf("unexpected line %q", l)
+		}
+	}
+	if last.Msg != asynclog.DroppedMsg || dropped != lw.Dropped() || readings+dropped != asynclog.DefaultMaxLines+100 {
+		t.Fatalf("%d readings and %d dropped reported (Dropped() = %d), last %q: want the JSON dropped line last and every line counted",
+			readings, dropped, lw.Dropped(), last.Msg)
 	}
 	if strings.Contains(stderr.String(), "not at level info") {
 		t.Error("debug lines written at level info")
