@@ -65,6 +65,9 @@ type Options struct {
 	// CutTimeout bounds the wait for outputs confirmed cut at shutdown and
 	// for outputs a reload retires (default DefaultCutTimeout).
 	CutTimeout time.Duration
+	// LogDropped returns how many log lines were dropped because the log
+	// sink stalled (asynclog.Writer.Dropped), shown in Status.Log; nil: 0.
+	LogDropped func() uint64
 }
 
 // App is one running agent. Create it with New, run it with Run; Run

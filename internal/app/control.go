@@ -96,6 +96,9 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 		ConfigPath: a.opts.ConfigPath, NowTS: now.UnixMilli(), StartedTS: a.ctl.started.UnixMilli(),
 		UptimeS: now.Sub(a.ctl.started).Seconds(),
 	}
+	if a.opts.LogDropped != nil {
+		st.Log.Dropped = a.opts.LogDropped()
+	}
 	for _, s := range cfg.Sensors {
 		ss := control.SensorStatus{ID: s.ID, Type: s.Type, Bus: s.Bus, Unit: s.Unit, AgeS: -1}
 		if r, ok := a.ctl.last[s.ID]; ok {

@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hazmon/hazmon/internal/app"
+	"github.com/hazmon/hazmon/internal/asynclog"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +22,10 @@ func newRun(stderr io.Writer) *cobra.Command {
 		Use:   "run",
 		Short: "Run the agent in the foreground until SIGINT/SIGTERM",
 		Long: "Run polls the configured Modbus buses, evaluates the safety rules, stores every\n" +
-			"reading in the bbolt buffer and publishes it over MQTT. Logs go to stderr.",
+			"reading in the bbolt buffer and publishes it over MQTT. Logs go to stderr,\n" +
+			"through a bounded queue: a stalled stderr (journald) never holds up the agent;\n" +
+			"lines that do not fit are dropped, counted (hazmon status) and reported once\n" +
+			"stderr drains.",
 		Example: "  hazmon run --config /etc/hazmon/hazmon.yaml\n" +
 			"  hazmon run --config configs/demo.yaml",
 		Args: cobra.NoArgs,
@@ -32,11 +37,15 @@ func newRun(stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(stderr, l.Config.Log)
+			log, logw := newLogger(stderr, l.Config.Log)
+			defer closeLog(logw)
+			// periph.io (and any library) printing through the std log
+			// package goes through the same queue, rate-limited.
+			defer asynclog.RedirectStdLog(asynclog.NewStdLog(log.With("component", "stdlog"), asynclog.DefaultStdLogEvery, nil))()
 			for _, w := range l.Warnings {
 				log.Warn("config", "warning", w.Error())
 			}
-			a, err := app.New(l.Config, app.Options{Logger: log, ConfigPath: path})
+			a, err := app.New(l.Config, app.Options{Logger: log, ConfigPath: path, LogDropped: logw.Dropped})
 			if err != nil {
 				return err
 			}
@@ -69,12 +78,31 @@ func newRun(stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-func newLogger(w io.Writer, c config.Log) *slog.Logger {
+// logFlushTimeout bounds how long `hazmon run` waits, once the agent has
+// stopped, for the log sink to take the last queued lines.
+const logFlushTimeout = time.Second
+
+// newLogger returns the agent's logger, in the configured level and format,
+// writing to w through an asynclog.Writer (returned: the caller closes it
+// with closeLog) so that no log call ever waits for w.
+func newLogger(w io.Writer, c config.Log) (*slog.Logger, *asynclog.Writer) {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: lvl}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	handler := func(w io.Writer) slog.Handler {
+		if c.Format == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	lw := asynclog.New(w, asynclog.Options{Handler: handler})
+	return slog.New(handler(lw)), lw
+}
+
+// closeLog flushes the log within logFlushTimeout and stops its goroutine
+// (a sink still stalled then keeps the rest: there is nowhere to say so).
+func closeLog(lw *asynclog.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), logFlushTimeout)
+	defer cancel()
+	_ = lw.Close(ctx)
 }

@@ -25,7 +25,8 @@ func newStatus(stdout io.Writer) *cobra.Command {
 		Long: "Status asks the running agent over its control socket for a snapshot: each\n" +
 			"sensor's last value, unit, status and age; each bus's requests, errors,\n" +
 			"round-trip time and last error; the MQTT link; the buffer depth and oldest\n" +
-			"sample; the outputs' state and the active alarms. Errors show their root\n" +
+			"sample; the outputs' state, the active alarms and log lines dropped (if\n" +
+			"any) while the log sink was stalled. Errors show their root\n" +
 			"cause (\"connection refused\"); --json has the full text.",
 		Example: "  hazmon status\n  hazmon status --config configs/demo.yaml\n  hazmon status --json | jq '.sensors[]'",
 		Args:    cobra.NoArgs,
@@ -213,6 +214,9 @@ func renderStatus(st control.Status, width, rows int) []string {
 	out = append(out, line("BUFFER  %d pending, %d outbox, %s, %s", st.Buffer.Pending, st.Buffer.Outbox, oldest, bytesHuman(st.Buffer.Bytes)))
 	if st.Buffer.NotStored > 0 {
 		out = append(out, line("BUFFER  FAULT: %d record(s) not stored (data_loss reported): %s", st.Buffer.NotStored, cause(st.Buffer.LastError)))
+	}
+	if st.Log.Dropped > 0 {
+		out = append(out, line("LOG     %d line(s) dropped: the log sink (stderr/journald) stalled", st.Log.Dropped))
 	}
 	if len(st.Outputs) > 0 {
 		var parts []string

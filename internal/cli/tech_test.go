@@ -60,6 +60,13 @@ func startAgent(t *testing.T, brokerURL string, extra string) *agent {
 // buses:) and extra sensor lines (under sensors:).
 func startAgentWith(t *testing.T, brokerURL, extraBuses, extraSensors string) *agent {
 	t.Helper()
+	return startAgentOpts(t, brokerURL, extraBuses, extraSensors, nil)
+}
+
+// startAgentOpts is startAgentWith with a hook that may change the App's
+// options before New.
+func startAgentOpts(t *testing.T, brokerURL, extraBuses, extraSensors string, opts func(*app.Options)) *agent {
+	t.Helper()
 	bank := testBank()
 	addr := mbslavetest.StartTCP(t, bank)
 	dir := t.TempDir()
@@ -81,8 +88,12 @@ buses:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(l.Config, app.Options{ConfigPath: ag.cfgPath, DrainTimeout: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o := app.Options{ConfigPath: ag.cfgPath, DrainTimeout: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if opts != nil {
+		opts(&o)
+	}
+	a, err := app.New(l.Config, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,17 @@ type Status struct {
 	Buffer     BufferStats    `json:"buffer"`
 	Outputs    []OutputStatus `json:"outputs"`
 	Alarms     []ActiveAlarm  `json:"alarms"` // sensors whose status is an alarm level
+	Log        LogStatus      `json:"log"`
+}
+
+// LogStatus is the agent's own log (stderr, read by journald).
+type LogStatus struct {
+	// Dropped counts log lines dropped since the agent started because
+	// the log sink did not take them (a stalled journald, a full pipe):
+	// logging never holds up the safety path, so a line that does not fit
+	// in the agent's bounded log queue is dropped, and the log says how
+	// many once the sink drains.
+	Dropped uint64 `json:"dropped"`
 }
 
 // SensorStatus is one sensor's last reading.

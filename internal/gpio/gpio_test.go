@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -262,44 +261,6 @@ func TestInputSampling(t *testing.T) {
 	c.next(t, "initial high", value(1))
 	_ = pin.Out(pgpio.Low)
 	c.next(t, "low after sampling", value(0))
-}
-
-// faultyPin is a gpiotest pin whose reads can fail (LevelReader).
-type faultyPin struct {
-	gpiotest.Pin
-	mu  sync.Mutex
-	err error
-}
-
-func (p *faultyPin) setErr(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.err = err
-}
-
-func (p *faultyPin) ReadLevel() (pgpio.Level, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.err != nil {
-		return pgpio.Low, p.err
-	}
-	return p.Read(), nil
-}
-
-func TestInputReadFault(t *testing.T) {
-	pin := &faultyPin{Pin: gpiotest.Pin{N: "GPIO6", Num: 6, L: pgpio.High, EdgesChan: make(chan pgpio.Level, 4)}}
-	s := config.Sensor{ID: "FLOAT-2", Type: "digital", Interval: config.Duration(100 * time.Millisecond),
-		GPIO: &config.GPIOIn{Chip: "gpiochip0", Line: 6}}
-	c := newCollector()
-	startInput(t, s, PinMap{{"gpiochip0", 6}: pin}, c)
-	c.next(t, "initial", value(1))
-	pin.setErr(errors.New("ioctl: input/output error"))
-	f := c.next(t, "fault", func(r reading.Reading) bool { return r.Status == reading.StatusFault })
-	if f.Err != "gpio chip gpiochip0 line 6: read: ioctl: input/output error" || f.Value != 0 || f.Valid() {
-		t.Fatalf("fault reading %+v", f)
-	}
-	pin.setErr(nil)
-	c.next(t, "valid again", value(1))
 }
 
 func TestNewInputErrors(t *testing.T) {

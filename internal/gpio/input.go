@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	pgpio "periph.io/x/conn/v3/gpio"
@@ -22,11 +23,19 @@ const maxWait = 250 * time.Millisecond
 
 // LevelReader is implemented by pins that can report a failed read.
 // periph's gpio.PinIn.Read cannot (gpioioctl logs the ioctl error and
-// returns Low), so on real lines Input detects only configuration
-// failures; a pin implementing LevelReader has its read errors reported as
-// fault readings.
+// returns Low); Host's lines (ChipLine) and test pins implement it, and
+// Input reads through it when a pin has it: a read error is a fault
+// reading, never a level.
 type LevelReader interface {
+	// ReadLevel returns the line's electrical level, or an error (the
+	// level is then meaningless).
 	ReadLevel() (pgpio.Level, error)
+}
+
+// closer is implemented by pins that hold a request to release when Run
+// returns (ChipLine).
+type closer interface {
+	Close() error
 }
 
 // Input reads one digital sensor (config type digital with a gpio block)
@@ -42,6 +51,9 @@ type Input struct {
 	interval  time.Duration
 	emit      func(reading.Reading)
 	log       *slog.Logger
+
+	lastLoop    atomic.Int64 // unix ns of the last loop iteration (LastRead)
+	noEdgeNoted bool         // the "without edge detection" warning was logged
 }
 
 // NewInput finds the sensor's line through l and returns its reader. The
@@ -103,13 +115,31 @@ func (in *Input) samplePeriod() time.Duration {
 	return min(max(in.debounce/5, time.Millisecond), 10*time.Millisecond)
 }
 
-// Run reads the line until ctx ends, then returns nil. It waits for edges
-// when the line supports edge detection and samples every samplePeriod
-// otherwise. A line that cannot be configured or read gives a fault
-// reading every interval until it can.
+// LastRead returns when Run last went round its loop: a configuration or
+// read attempt of the line, successful or not (a failure is a fault
+// reading). While Run is alive it is never older than the longer of the
+// sensor interval and 250 ms (plus the time emit takes), so a supervisor
+// can tell a stuck input from a faulty one. Zero before Run starts.
+func (in *Input) LastRead() time.Time {
+	if ns := in.lastLoop.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Run reads the line until ctx ends, then returns nil (releasing the
+// line's input request, see ChipLine). It waits for edges when the line
+// supports edge detection and samples every samplePeriod otherwise. A
+// line that cannot be configured, read or waited on gives a fault reading
+// every interval, and is configured afresh, until it reads again.
 func (in *Input) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = in.pin.Halt() })
-	defer stop()
+	defer func() {
+		stop()
+		if c, ok := in.pin.(closer); ok {
+			_ = c.Close()
+		}
+	}()
 
 	var (
 		edges    bool
@@ -120,6 +150,7 @@ func (in *Input) Run(ctx context.Context) error {
 	)
 	for ctx.Err() == nil {
 		now := time.Now()
+		in.lastLoop.Store(now.UnixNano())
 		if !ready {
 			var err error
 			edges, err = in.configure()
@@ -168,10 +199,17 @@ func (in *Input) Run(ctx context.Context) error {
 			continue
 		}
 		waitStart := time.Now()
-		edge := in.pin.WaitForEdge(wait)
+		edge, err := in.wait(wait)
+		if err != nil && ctx.Err() == nil {
+			in.fault(time.Now(), err, &lastErr)
+			ready = false
+			sleep(ctx, in.interval)
+			continue
+		}
 		if !edge && ctx.Err() == nil {
-			// A wait that fails at once (gpioioctl logs and returns false
-			// on an fd error) must not spin: sleep out the rest of it.
+			// A wait that fails at once without saying so (periph's
+			// WaitForEdge logs and returns false on an fd error) must not
+			// spin: sleep out the rest of it.
 			if rest := wait - time.Since(waitStart); rest > wait/2 {
 				sleep(ctx, rest)
 			}
@@ -193,16 +231,33 @@ func (in *Input) Run(ctx context.Context) error {
 
 // configure sets the line as an input with its pull and both edges, or
 // without edge detection if the line cannot do it. edges reports which.
+// The warning about sampling is logged once per Input, when the line
+// works without edges (not on every retry of a line that does not work).
 func (in *Input) configure() (edges bool, err error) {
-	err = in.pin.In(in.pull, pgpio.BothEdges)
-	if err == nil {
+	edgeErr := in.pin.In(in.pull, pgpio.BothEdges)
+	if edgeErr == nil {
 		return true, nil
 	}
-	in.log.Warn("gpio input without edge detection, sampling instead", "err", err, "every", in.samplePeriod())
 	if err := in.pin.In(in.pull, pgpio.NoEdge); err != nil {
 		return false, fmt.Errorf("configure input: %w", err)
 	}
+	if !in.noEdgeNoted {
+		in.noEdgeNoted = true
+		in.log.Warn("gpio input without edge detection, sampling instead", "err", edgeErr, "every", in.samplePeriod())
+	}
 	return false, nil
+}
+
+// wait waits up to d for an edge; only an EdgeWaiter can report an error.
+func (in *Input) wait(d time.Duration) (bool, error) {
+	if w, ok := in.pin.(EdgeWaiter); ok {
+		edge, err := w.WaitEdge(d)
+		if err != nil {
+			return false, fmt.Errorf("wait for edge: %w", err)
+		}
+		return edge, nil
+	}
+	return in.pin.WaitForEdge(d), nil
 }
 
 func (in *Input) read() (pgpio.Level, error) {

@@ -1,7 +1,9 @@
 // Package gpio is hazmon's access to GPIO lines through the Linux GPIO
-// character device (periph.io host drivers, gpioioctl): finding a
-// configured line (Lookup, Open), debouncing a digital input (Debouncer, a
-// pure state machine) and reading a digital sensor from a line (Input).
+// character device: finding a configured line (Lookup, Open; periph.io's
+// gpioioctl lists the chips and drives outputs), debouncing a digital
+// input (Debouncer, a pure state machine) and reading a digital sensor
+// from a line (Input). Inputs request their line themselves (ChipLine), so
+// that a failed read is a fault reading, never a level.
 //
 // Lines are named as in the config: a chip ("gpiochip0") and a line offset
 // on that chip (not a board pin number). A configured line that does not
@@ -75,9 +77,9 @@ type hostLookup struct {
 }
 
 // Host initialises periph.io's host drivers (host.Init) and returns a
-// Lookup over the GPIO character devices (/dev/gpiochip*) it found. It
-// succeeds on a machine without GPIO chips: the error comes from Open, for
-// the first configured line.
+// Lookup over the GPIO character devices (/dev/gpiochip*) it found; its
+// lines are *ChipLine. It succeeds on a machine without GPIO chips: the
+// error comes from Open, for the first configured line.
 func Host() (Lookup, error) {
 	if _, err := host.Init(); err != nil {
 		return nil, fmt.Errorf("gpio: initialise host drivers: %w", err)
@@ -86,7 +88,8 @@ func Host() (Lookup, error) {
 }
 
 // Line matches chip against each chip's name ("gpiochip0"), device path
-// ("/dev/gpiochip0") or label ("pinctrl-bcm2711").
+// ("/dev/gpiochip0") or label ("pinctrl-bcm2711") and returns a new
+// *ChipLine of the line.
 func (h hostLookup) Line(chip string, line int) (pgpio.PinIO, error) {
 	if len(h.chips) == 0 {
 		return nil, fmt.Errorf("%w (this board has no GPIO chips?)", ErrNotFound)
@@ -103,7 +106,7 @@ func (h hostLookup) Line(chip string, line int) (pgpio.PinIO, error) {
 		// ByNumber returns a typed nil *GPIOLine when out of range: never
 		// let it become a non-nil interface.
 		if l := c.ByNumber(line); l != nil {
-			return l, nil
+			return newChipLine(l, c.Path()), nil
 		}
 		return nil, ErrNotFound
 	}
