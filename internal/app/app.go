@@ -428,3 +428,8 @@ func (r *rateLimit) allow() bool {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+// EmergencyCut cuts every output without waiting: GPIO lines at once,
+// coils as soon as their bus lets them. For a shutdown that overran its
+// bound.
+func (a *App) EmergencyCut() { a.emergencyCut() }

@@ -78,8 +78,53 @@ func newOutput(stdout, stderr io.Writer) *cobra.Command {
 		}
 		return nil
 	}
-	out.AddCommand(test)
+	out.AddCommand(test, newOutputRestore(stdout, stderr))
 	return out
+}
+
+// newOutputRestore is `hazmon output restore NAME`.
+func newOutputRestore(stdout, stderr io.Writer) *cobra.Command {
+	var yes, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "restore NAME",
+		Short: "Lift a latch or reload hold on an output (after checking the site)",
+		Long: "Restore lifts what only a technician may lift: the latch of an output that was\n" +
+			"found cut by something else (alarm output_mismatch: a PLC interlock, an\n" +
+			"emergency stop, an operator opened it; the agent never closes it again by\n" +
+			"itself) and the hold a reload left when it removed the rule that cut it.\n" +
+			"The rules still apply: an output they demand cut stays cut. The act is\n" +
+			"recorded as an output_restore event. Asks for confirmation unless --yes.",
+		Example: "  hazmon output restore breaker-3\n  hazmon output restore breaker-3 --yes --json",
+		Args:    cobra.ExactArgs(1),
+	}
+	t := addTarget(cmd)
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		c, err := t.client()
+		if err != nil {
+			return err
+		}
+		if !yes && !confirm(cmd, stderr, fmt.Sprintf("Restore output %s? Power comes back if its rules allow.", name)) {
+			fmt.Fprintln(stderr, "cancelled")
+			return exitError{1}
+		}
+		res, err := c.OutputRestore(cmd.Context(), name)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		fmt.Fprintf(stdout, "output %s: lifted %s; now %s", res.Name, res.Lifted, res.Final)
+		if res.Why != "" {
+			fmt.Fprintf(stdout, " (%s)", res.Why)
+		}
+		fmt.Fprintln(stdout)
+		return nil
+	}
+	return cmd
 }
 
 func newCalibrate(stdout io.Writer) *cobra.Command {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,10 +32,13 @@ func newRun(stderr io.Writer) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, n, err := loadConfig(path, stderr)
-			if n > 0 {
-				return fmt.Errorf("%s: %d config error(s), not starting", path, n)
-			}
-			if err != nil {
+			if n > 0 || err != nil {
+				// Not starting: the outputs the last good config energised
+				// must not stay energised while nothing watches.
+				cutRemembered(cmd.Context(), path, stderr)
+				if n > 0 {
+					return fmt.Errorf("%s: %d config error(s), not starting (outputs cut)", path, n)
+				}
 				return err
 			}
 			log, logw := newLogger(stderr, l.Config.Log)
@@ -68,7 +72,23 @@ func newRun(stderr io.Writer) *cobra.Command {
 					}
 				}
 			}()
+			// A stop that overruns StopTimeout (a hardware call that never
+			// returns) cuts what it can and exits non-zero before systemd's
+			// own TimeoutStopSec kills the process.
+			ran := make(chan struct{})
+			stopWatch := context.AfterFunc(cmd.Context(), func() {
+				t := time.AfterFunc(StopTimeout, func() {
+					a.EmergencyCut()
+					log.Error("shutdown overran its bound: outputs cut, exiting", "bound", StopTimeout)
+					closeLog(logw)
+					os.Exit(3)
+				})
+				<-ran
+				t.Stop()
+			})
+			defer stopWatch()
 			err = a.Run(ctx)
+			close(ran)
 			stop()
 			<-done
 			return err
@@ -77,6 +97,26 @@ func newRun(stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")
 	return cmd
 }
+
+// StopTimeout bounds a clean stop of `hazmon run` after SIGTERM/SIGINT,
+// kept under the unit's TimeoutStopSec (20 s): outputs cut (3 s), buses
+// stopped (one transaction), backlog drain (2 s), offline published.
+const StopTimeout = 15 * time.Second
+
+// cutRemembered cuts the outputs remembered in the data_dir of the config
+// file at path (as far as it can be read), within rememberedCutTimeout.
+func cutRemembered(ctx context.Context, path string, w io.Writer) {
+	log := slog.New(slog.NewTextHandler(w, nil))
+	ctx, cancel := context.WithTimeout(ctx, rememberedCutTimeout)
+	defer cancel()
+	if err := app.CutRemembered(ctx, config.DataDirOf(path), log); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Error("remembered outputs", "err", err)
+	}
+}
+
+// rememberedCutTimeout bounds cutRemembered: a coil is confirmed within
+// a few bus transactions.
+const rememberedCutTimeout = 5 * time.Second
 
 // logFlushTimeout bounds how long `hazmon run` waits, once the agent has
 // stopped, for the log sink to take the last queued lines.

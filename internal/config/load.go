@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -62,13 +63,28 @@ type Loaded struct {
 	Warnings []Problem
 }
 
+// MaxFileSize bounds a config file: a site's config is a few kB, and
+// decoding a huge one takes far more memory than a small board has (a
+// 10 MB file took 864 MB to validate), so a larger file is refused before
+// it is parsed.
+const MaxFileSize = 4 << 20
+
 // Load reads, strictly decodes, defaults and validates the file at path.
 // On failure the error is an *Error listing every problem with file:line and
-// key path (or a plain error if the file cannot be read at all).
+// key path (or a plain error if the file cannot be read at all, or is
+// larger than MaxFileSize).
 func Load(path string) (*Loaded, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is larger than %d MiB: not a hazmon config (refused before parsing)", path, MaxFileSize>>20)
 	}
 	return Parse(path, data)
 }
@@ -241,4 +257,25 @@ func (ix *index) locate(name string, v violation) Problem {
 		}
 	}
 	return Problem{File: name, Path: v.path, Message: v.msg}
+}
+
+// DataDirOf returns agent.data_dir of the file at path as far as it can be
+// read, even when the file does not load or validate (DefaultDataDir when
+// it names none or cannot be read at all): a restart with a broken config
+// still finds where the last good config's outputs are remembered.
+func DataDirOf(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) > MaxFileSize {
+		return DefaultDataDir
+	}
+	var doc struct {
+		Agent struct {
+			DataDir string `yaml:"data_dir"`
+		} `yaml:"agent"`
+	}
+	_ = yaml.Unmarshal(data, &doc) // best effort: whatever decoded is used
+	if doc.Agent.DataDir == "" {
+		return DefaultDataDir
+	}
+	return doc.Agent.DataDir
 }
