@@ -78,8 +78,9 @@ type Lane struct {
 	// closing: Close or EmergencyCut has begun; the lane writes cut
 	// whatever the command, forever.
 	closing bool
-	// cutConfirmed is true while the lane knows the output is cut.
-	cutConfirmed bool
+	// closedCut: an attempt begun after closing confirmed the output cut
+	// (what Close waits for; an earlier confirmation may be stale).
+	closedCut bool
 	progress     chan struct{} // closed and replaced after every attempt
 }
 
@@ -128,7 +129,7 @@ func (l *Lane) Close(ctx context.Context) error {
 	l.poke()
 	for {
 		l.mu.Lock()
-		done, progress := l.cutConfirmed, l.progress
+		done, progress := l.closedCut, l.progress
 		l.mu.Unlock()
 		if done {
 			return nil
@@ -196,7 +197,9 @@ func (l *Lane) Run(ctx context.Context) error {
 			ok, err = false, fmt.Errorf("found cut while commanded on: %w", err)
 		}
 		l.mu.Lock()
-		l.cutConfirmed = ok && !energise && st.known && !st.energised
+		if closing {
+			l.closedCut = ok && st.known && !st.energised
+		}
 		close(l.progress)
 		l.progress = make(chan struct{})
 		l.mu.Unlock()

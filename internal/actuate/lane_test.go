@@ -267,3 +267,25 @@ func TestNewLane_Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestLane_CloseWhileEnergising: Close right after an energise command,
+// while that write is still on its way (a slow slave), waits for the cut
+// made after it: an older confirmation of cut does not count.
+func TestLane_CloseWhileEnergising(t *testing.T) {
+	bank := mbslave.NewBank()
+	bank.AddUnit(3)
+	l, rep := runLane(t, coilOut(), Resources{Buses: map[string]CoilBus{"io": startPoller(t, bank)}}, fast)
+	l.Command(cmd("QF1", 1, true))
+	eventually(t, "cut confirmed", func() bool { o := rep.last(); return o.Gen == 1 && o.Confirmed })
+	bank.SetFault(3, mbslave.Fault{Delay: 150 * time.Millisecond})
+	l.Command(cmd("QF1", 2, false))
+	time.Sleep(20 * time.Millisecond) // the energise write is on the wire
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if bank.Coil(3, 12) {
+		t.Fatal("Close returned with the coil energised by the write in flight")
+	}
+}

@@ -44,7 +44,7 @@ func NewLane(c config.Output, res Resources, opt LaneOptions) (*Lane, error) {
 		if _, err := g.set(context.Background(), false); err != nil {
 			return nil, fmt.Errorf("output %s: %s: write cut at start: %w", c.Name, l.desc, err)
 		}
-		l.drv, l.cutConfirmed = g, true
+		l.drv = g
 	case c.Modbus != nil:
 		mc := c.Modbus
 		bus := res.Buses[mc.Bus]

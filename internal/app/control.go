@@ -144,7 +144,7 @@ func (b *controlBackend) Status(ctx context.Context) (control.Status, error) {
 	} else {
 		st.Buffer = control.BufferStats{Path: filepath.Join(cfg.Agent.DataDir, BufferFile), OldestAgeS: -1, LastError: err.Error()}
 	}
-	if bufferFault != "" && st.Buffer.LastError == "" {
+	if bufferFault != "" {
 		st.Buffer.LastError = bufferFault
 	}
 	snap, err := a.core.Snapshot(ctx)

@@ -82,7 +82,7 @@ func (k *stateKeeper) load(now time.Time) previous {
 	case err != nil:
 		k.log.Warn("state record unreadable: treating the last stop as unclean", "err", err)
 		k.cur.Unclean = []int64{now.UnixMilli()}
-		p.holdUntil, p.holdReason = now.Add(CrashHold), "the last stop is unknown (state record unreadable)"
+		p.holdUntil, p.holdReason = now.Add(CrashHold), "held after start: how the agent last stopped is unknown (state record unreadable)"
 		return p
 	}
 	p.alarms = prev.Alarms

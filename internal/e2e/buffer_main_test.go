@@ -810,3 +810,32 @@ func eventually(cond func() bool) {
 	}
 	time.Sleep(500 * time.Millisecond)
 }
+
+// faultBinary builds (once) the agent with the faultinject build tag,
+// which can inject a panic into a goroutine (HAZMON_FAULT).
+func faultBinary(t *testing.T) string {
+	t.Helper()
+	faultOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hazmon-e2e-fault-")
+		if err != nil {
+			faultErr = err
+			return
+		}
+		faultBin = filepath.Join(dir, "hazmon")
+		cmd := exec.Command("go", "build", "-tags", "faultinject", "-o", faultBin, "github.com/hazmon/hazmon/cmd/hazmon")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			faultErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if faultErr != nil {
+		t.Fatalf("build the faultinject agent: %v", faultErr)
+	}
+	return faultBin
+}
+
+var (
+	faultOnce sync.Once
+	faultBin  string
+	faultErr  error
+)
