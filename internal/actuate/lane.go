@@ -81,7 +81,7 @@ type Lane struct {
 	// closedCut: an attempt begun after closing confirmed the output cut
 	// (what Close waits for; an earlier confirmation may be stale).
 	closedCut bool
-	progress     chan struct{} // closed and replaced after every attempt
+	progress  chan struct{} // closed and replaced after every attempt
 }
 
 // Name returns the output's name.

@@ -41,8 +41,8 @@ func newSafetySite(t *testing.T) *safetySite {
 	s := &safetySite{bank: mbslave.NewBank(), broker: brokertest.Start(t)}
 	s.bank.AddUnit(gasUnit)
 	s.bank.AddUnit(breakerUnit)
-	s.bank.SetHolding(gasUnit, 0, 50) // 0.50 %CH4
-	s.bank.SetHolding(gasUnit, 1, 30) // 0.30 %CH4
+	s.bank.SetHolding(gasUnit, 0, 50)              // 0.50 %CH4
+	s.bank.SetHolding(gasUnit, 1, 30)              // 0.30 %CH4
 	s.bank.SetCoil(breakerUnit, breakerCoil, true) // left energised by a previous run
 	s.addr = mbslavetest.StartTCP(t, s.bank)
 	s.msgs = collect(t, s.broker.Subscribe(t, "bureau-"+t.Name(), topics))
