@@ -67,7 +67,7 @@ func (a *App) build(cfg *config.Config, prev *graph) (*graph, error) {
 				sensors = append(sensors, s)
 			}
 		}
-		p, err := modbus.NewPoller(b, sensors, emit, a.log)
+		p, err := modbus.NewPoller(b, sensors, emit, modbus.Options{OnTime: cfg.OnTime, Log: a.log})
 		if err != nil {
 			return nil, fmt.Errorf("bus %s: %w", b.Name, err)
 		}

@@ -22,6 +22,13 @@ type BusStats struct {
 	Busy      uint64        // exception 6 replies (counted in Errors too)
 	Timeouts  uint64        // transactions without a reply (counted in Errors too)
 	Missed    uint64        // poll ticks skipped because the bus was behind schedule
+	// MissedPolls are reads that failed for communication (timeout, CRC,
+	// malformed frame, gateway exception 10/11, busy) while their sensors
+	// were below fault_after: no reading was emitted, the last one stands.
+	MissedPolls uint64
+	// Retries are reads sent again at once after a missed reply (counted
+	// in Requests too).
+	Retries uint64
 	LastError string        // the last transaction or connect error, "" if none yet
 	LastRTT   time.Duration // duration of the last transaction, request to reply
 	Connected bool          // whether the port/connection is open
@@ -32,9 +39,9 @@ type BusStats struct {
 
 	// Load is the bus time the schedule asks for per second of wall time,
 	// estimated from the recent time on the wire of each read (1 = the bus
-	// is full). Above LoadTarget the bus is Overloaded: gas sensors stay
-	// on their interval and Stretched sensors are polled at a whole
-	// multiple of theirs.
+	// is full). Above LoadTarget the bus is Overloaded: on-time sensors
+	// (Options.OnTime) stay on their interval and Stretched sensors are
+	// polled at a whole multiple of theirs.
 	Load       float64
 	Overloaded bool
 	Stretched  int
