@@ -87,12 +87,18 @@ func TestPoller_LostReplyWithoutTimeForARetryIsAMissedPoll(t *testing.T) {
 
 // A slave that dies is reported within 2 × interval + timeout of its
 // death with fault_after 2 (interval + timeout with fault_after 1),
-// wherever in the interval it dies (GB 50581-2010 §3.1.4).
+// wherever in the interval it dies (GB 50581-2010 §3.1.4), also when a
+// retry of the deciding poll would fit before the next tick (timeout
+// 300 ms at 1 s): that poll is not retried.
 func TestPoller_DeadSlaveFaultsWithinBound(t *testing.T) {
-	const iv, timeout = time.Second, 500 * time.Millisecond
-	for _, fa := range []int{1, 2} {
+	const iv = time.Second
+	for _, c := range []struct {
+		fa      int
+		timeout time.Duration
+	}{{1, 500 * time.Millisecond}, {2, 500 * time.Millisecond}, {1, 300 * time.Millisecond}, {2, 300 * time.Millisecond}} {
+		fa, timeout := c.fa, c.timeout
 		for _, phase := range []time.Duration{0, 10 * time.Millisecond, 30 * time.Millisecond, 400 * time.Millisecond, 999 * time.Millisecond} {
-			t.Run(fmt.Sprintf("fault_after=%d/died %v after a tick", fa, phase), func(t *testing.T) {
+			t.Run(fmt.Sprintf("fault_after=%d/timeout %v/died %v after a tick", fa, timeout, phase), func(t *testing.T) {
 				var s *stepPoller
 				var death time.Time
 				sensor := methane("CH4", 0, iv)

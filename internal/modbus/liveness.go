@@ -46,6 +46,14 @@ func (p *Poller) Stalled(now time.Time) bool {
 // opened. Safe for concurrent use; it returns when the link's close does
 // (at once once client.close is safe to call during a transaction).
 func (p *Poller) Interrupt() {
+	if p.closeLink() {
+		p.log.Warn("bus interrupted: link closed under a stalled transaction")
+	}
+}
+
+// closeLink closes the current link, if any, and marks it interrupted;
+// it reports whether there was one.
+func (p *Poller) closeLink() bool {
 	p.mu.Lock()
 	ln := p.link
 	if ln != nil {
@@ -53,10 +61,10 @@ func (p *Poller) Interrupt() {
 	}
 	p.mu.Unlock()
 	if ln == nil {
-		return
+		return false
 	}
 	if err := ln.close(); err != nil {
-		p.log.Debug("interrupt: close", "err", err)
+		p.log.Debug("close interrupted link", "err", err)
 	}
-	p.log.Warn("bus interrupted: link closed under a stalled transaction")
+	return true
 }

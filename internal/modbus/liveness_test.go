@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,5 +82,33 @@ func TestPoller_StalledTransactionInterruptedAndReopened(t *testing.T) {
 	}
 	if l2 := p.Liveness(); !l2.LastDone.After(l.InFlight) {
 		t.Errorf("liveness after the reopen %+v, want LastDone after the stuck read began (%v)", l2, l.InFlight)
+	}
+}
+
+// Cancelling Run closes the link, so Run returns even while a transaction
+// is stuck in the transport.
+func TestPoller_RunReturnsOnCancelWithATransactionStuck(t *testing.T) {
+	stuck := newFakeLink(nil, nil)
+	stuck.block = true
+	p, err := NewPoller(config.Bus{Name: "b", Protocol: "tcp", Address: "127.0.0.1:1", Timeout: ms(50)},
+		[]config.Sensor{methane("CH4", 0, 100*time.Millisecond)}, func(reading.Reading) {}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.dial = func(config.Bus) (link, error) { return stuck, nil }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitUntil(t, 5*time.Second, "transaction in flight", func() bool { return len(stuck.requests()) > 0 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		stuck.close()
+		<-done
+		t.Fatal("Run did not return within 5 s of cancel with a transaction stuck in the transport")
 	}
 }

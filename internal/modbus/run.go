@@ -9,13 +9,22 @@ import (
 )
 
 // Run polls the bus until ctx ends, reconnecting with backoff while the bus
-// is down. It returns nil when ctx ends, or an error if called twice.
+// is down. It returns nil when ctx ends (closing the link, so that a
+// transaction stuck in the transport does not hold it), or an error if
+// called twice.
 func (p *Poller) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return fmt.Errorf("bus %s: Run called twice", p.bus.Name)
 	}
 	defer close(p.done)
 	defer p.failQueued()
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { p.closeLink(); close(closed) })
+	defer func() {
+		if !stop() {
+			<-closed
+		}
+	}()
 
 	p.begin(p.clock.Now())
 	backoff := ReconnectMin
