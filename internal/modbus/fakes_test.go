@@ -74,6 +74,7 @@ type fakeLink struct {
 
 	mu     sync.Mutex
 	reqs   []request
+	sent   []time.Time // when each request was sent (fake clock)
 	closed chan struct{}
 	once   sync.Once
 }
@@ -95,6 +96,9 @@ func (f *fakeLink) do(rq request) ([]byte, error) {
 	f.mu.Lock()
 	n := len(f.reqs)
 	f.reqs = append(f.reqs, rq)
+	if f.clk != nil {
+		f.sent = append(f.sent, f.clk.Now())
+	}
 	f.mu.Unlock()
 	if f.block {
 		<-f.closed
@@ -162,10 +166,17 @@ type stepPoller struct {
 func newStepPoller(t testing.TB, timeout time.Duration, sensors []config.Sensor, opts Options,
 	reply func(n int, rq request) ([]byte, time.Duration, error)) *stepPoller {
 	t.Helper()
+	return newStepPollerOn(t, config.Bus{Name: "b", Protocol: "tcp", Address: "127.0.0.1:1", Timeout: config.Duration(timeout)}, sensors, opts, reply)
+}
+
+// newStepPollerOn is newStepPoller on bus (named "b").
+func newStepPollerOn(t testing.TB, bus config.Bus, sensors []config.Sensor, opts Options,
+	reply func(n int, rq request) ([]byte, time.Duration, error)) *stepPoller {
+	t.Helper()
 	clk := newFakeClock()
 	out := &timedSink{clk: clk}
 	opts.Clock = clk
-	p, err := NewPoller(config.Bus{Name: "b", Protocol: "tcp", Address: "127.0.0.1:1", Timeout: config.Duration(timeout)}, sensors, out.emit, opts)
+	p, err := NewPoller(bus, sensors, out.emit, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,16 @@ type group struct {
 
 func isBits(table string) bool { return table == TableCoil || table == TableDiscrete }
 
+// firstRequest is the request g's next poll starts with: the merged read,
+// or its first sensor's while it is split.
+func (g *group) firstRequest() request {
+	if len(g.members) > 1 && !g.splitUntil.IsZero() {
+		pt := g.members[0]
+		return request{slave: pt.slave, table: pt.table, addr: pt.addr, count: pt.count}
+	}
+	return request{slave: g.slave, table: g.table, addr: g.addr, count: g.count}
+}
+
 // buildGroups coalesces points into read requests. Points of the same
 // slave, table and interval are sorted by address and merged while the
 // request stays within MaxReadRegisters (MaxReadBits) and the run of

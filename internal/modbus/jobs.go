@@ -118,7 +118,9 @@ func (p *Poller) runJob(ctx context.Context, ln link, j *job) error {
 		return nil
 	}
 	rq := request{slave: j.slave, table: j.table, addr: j.addr, count: j.count, write: j.write, on: j.on}
+	sent := p.clock.Now()
 	data, _, err := p.transact(ctx, ln, rq, !j.write)
+	p.guard(rq, sent, p.clock.Now(), err, false)
 	p.noteSlave(j.slave, err, p.clock.Now())
 	if err != nil {
 		if j.write {

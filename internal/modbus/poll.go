@@ -68,7 +68,13 @@ func (p *Poller) pollGroup(ctx context.Context, ln link, g *group, now time.Time
 			p.failed(g.members[i:i+1], now, p.backoffErr(pt.slave, st, now))
 			continue
 		}
-		data, wire, err := p.poll(ctx, ln, g, g.members[i:i+1], request{slave: pt.slave, table: pt.table, addr: pt.addr, count: pt.count})
+		rq := request{slave: pt.slave, table: pt.table, addr: pt.addr, count: pt.count}
+		if _, held := p.held(rq, p.clock.Now()); held {
+			// A neighbour's read timed out: the rest wait for the next poll.
+			p.failed(g.members[i:], now, fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, pt.slave, pt.table, pt.addr, errLateReply))
+			break
+		}
+		data, wire, err := p.poll(ctx, ln, g, g.members[i:i+1], rq)
 		total += wire
 		if err != nil {
 			err = fmt.Errorf("bus %s: slave %d: read %s %d: %w", p.bus.Name, pt.slave, pt.table, pt.addr, err)
@@ -92,18 +98,21 @@ func (p *Poller) pollGroup(ctx context.Context, ln link, g *group, now time.Time
 // (fits), after the writes queued meanwhile. It then updates the slave's
 // backoff.
 func (p *Poller) poll(ctx context.Context, ln link, g *group, members []*point, rq request) ([]byte, time.Duration, error) {
+	sent := p.clock.Now()
 	data, held, err := p.transact(ctx, ln, rq, true)
+	p.guard(rq, sent, p.clock.Now(), err, false)
 	if retryable(err) && ctx.Err() == nil && !deciding(members) {
 		if werr := p.boundary(ctx, ln); werr != nil {
 			return nil, held, werr
 		}
-		if fits(p.groups, g, p.clock.Now(), p.timeout+g.cost) {
+		if sent = p.clock.Now(); fits(p.groups, g, sent, p.timeout+g.cost) {
 			p.mu.Lock()
 			p.stats.Retries++
 			p.mu.Unlock()
 			var more time.Duration
 			data, more, err = p.transact(ctx, ln, rq, true)
 			held += more
+			p.guard(rq, sent, p.clock.Now(), err, true)
 		}
 	}
 	p.noteSlave(rq.slave, err, p.clock.Now())

@@ -192,6 +192,10 @@ func (p *Poller) turn(ctx context.Context, ln link) (time.Duration, error) {
 		p.replan(now)
 	}
 	if g := pick(p.groups, now); g != nil {
+		if until, held := p.held(g.firstRequest(), now); held {
+			g.next = until // deferred past the late-reply guard (guard.go), on its grid after
+			return 0, nil
+		}
 		p.advance(g, now)
 		return 0, p.pollGroup(ctx, ln, g, now)
 	}

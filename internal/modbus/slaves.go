@@ -13,6 +13,8 @@ type slaveState struct {
 	threshold int       // silent polls in a row before backing off: the smallest fault_after of the slave's sensors
 	fails     int       // polls in a row without a reply (timeout, exception 10/11), each after its retry
 	until     time.Time // left alone until then
+
+	guards map[string]*lateGuard // RTU late-reply guard, by table (guard.go)
 }
 
 // slave returns the state of slave id, creating it.
@@ -76,7 +78,8 @@ func fromGateway(e *ExceptionError) bool {
 // missed reports whether a read's err is a missed reply, a communication
 // failure that may be transient (faulted only after fault_after polls in
 // a row): no reply, a gateway's 10/11, a CRC error, a malformed frame, or
-// a slave still busy after the busy retries. Other exceptions are facts
+// a slave still busy after the busy retries, or a read held by the
+// late-reply guard. Other exceptions are facts
 // about the request (fault at once), and ErrBusDown is the link (fault at
 // once).
 func missed(err error) bool {
@@ -87,7 +90,7 @@ func missed(err error) bool {
 	if errors.As(err, &ee) {
 		return fromGateway(ee) || ee.Busy()
 	}
-	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrCRC) || errors.Is(err, ErrFrame)
+	return errors.Is(err, ErrTimeout) || errors.Is(err, ErrCRC) || errors.Is(err, ErrFrame) || errors.Is(err, errLateReply)
 }
 
 // retryable reports whether a missed reply is worth one more request at

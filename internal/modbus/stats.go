@@ -22,6 +22,10 @@ type BusStats struct {
 	Busy      uint64        // exception 6 replies (counted in Errors too)
 	Timeouts  uint64        // transactions without a reply (counted in Errors too)
 	Missed    uint64        // poll ticks skipped because the bus was behind schedule
+	LastError string        // the last transaction or connect error, "" if none yet
+	LastRTT   time.Duration // duration of the last transaction, request to reply
+	Connected bool          // whether the port/connection is open
+
 	// MissedPolls are reads that failed for communication (timeout, CRC,
 	// malformed frame, gateway exception 10/11, busy) while their sensors
 	// were below fault_after: no reading was emitted, the last one stands.
@@ -29,9 +33,6 @@ type BusStats struct {
 	// Retries are reads sent again at once after a missed reply (counted
 	// in Requests too).
 	Retries uint64
-	LastError string        // the last transaction or connect error, "" if none yet
-	LastRTT   time.Duration // duration of the last transaction, request to reply
-	Connected bool          // whether the port/connection is open
 
 	Sensors int // sensors on the bus
 	Reads   int // read requests per full poll cycle after coalescing (one per sensor without it)
