@@ -27,7 +27,7 @@ func (p *Poller) Liveness() Liveness {
 }
 
 // Timeout returns the bus's per-transaction timeout (config.Bus.Timeout,
-// or DefaultTCPTimeout / DefaultRTUTimeout).
+// or config.DefaultTCPTimeout / DefaultRTUTimeout).
 func (p *Poller) Timeout() time.Duration { return p.timeout }
 
 // Stalled reports whether a transaction has been in flight at now for

@@ -173,7 +173,7 @@ func NewPoller(bus config.Bus, sensors []config.Sensor, emit func(reading.Readin
 	}
 	p := &Poller{
 		bus:     bus,
-		timeout: busTimeout(bus),
+		timeout: txTimeout(bus),
 		slaves:  map[byte]*slaveState{},
 		emit:    emit,
 		log:     log.With("bus", bus.Name),
@@ -211,6 +211,18 @@ func NewPoller(bus config.Bus, sensors []config.Sensor, emit func(reading.Readin
 		}
 	}
 	return p, nil
+}
+
+// txTimeout is the bus's per-transaction timeout: config.Bus.Timeout, or
+// the protocol's default (config.DefaultTCPTimeout, DefaultRTUTimeout).
+func txTimeout(bus config.Bus) time.Duration {
+	switch {
+	case bus.Timeout > 0:
+		return bus.Timeout.D()
+	case bus.Protocol == "rtu":
+		return config.DefaultRTUTimeout
+	}
+	return config.DefaultTCPTimeout
 }
 
 // readWire is the RTU wire time of a read of count items of table.
