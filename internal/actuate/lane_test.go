@@ -125,7 +125,7 @@ func TestLane_GPIOFollowsCommands(t *testing.T) {
 func startPoller(t *testing.T, bank *mbslave.Bank) *modbus.Poller {
 	t.Helper()
 	addr := mbslavetest.StartTCP(t, bank)
-	p, err := modbus.NewPoller(config.Bus{Name: "io", Protocol: "tcp", Address: addr, Timeout: config.Duration(time.Second)}, nil, func(reading.Reading) {}, nil)
+	p, err := modbus.NewPoller(config.Bus{Name: "io", Protocol: "tcp", Address: addr, Timeout: config.Duration(time.Second)}, nil, func(reading.Reading) {}, modbus.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

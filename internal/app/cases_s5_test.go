@@ -60,7 +60,7 @@ func s5Run(t *testing.T, addr string, d time.Duration, stall func()) (perSensor 
 			done(err)
 		}
 	}
-	p, err := modbus.NewPoller(config.Bus{Name: "plc", Protocol: "tcp", Address: addr, Timeout: config.Duration(time.Second)}, sensors, emit, nil)
+	p, err := modbus.NewPoller(config.Bus{Name: "plc", Protocol: "tcp", Address: addr, Timeout: config.Duration(time.Second)}, sensors, emit, modbus.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

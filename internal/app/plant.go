@@ -45,6 +45,7 @@ type busPart struct {
 	part
 	cfg     config.Bus
 	sensors []config.Sensor // acquisition view (acquisitionOnly)
+	onTime  []bool          // each sensor's role: kept on time (config.Config.OnTime)
 	poller  *modbus.Poller
 	src     *safety.Source
 	started bool
@@ -99,20 +100,23 @@ func (a *App) buildPlant(cfg *config.Config, prev *plant, core *safety.Core) (*p
 	}
 	for _, b := range cfg.Buses {
 		var sensors []config.Sensor
+		var onTime []bool
 		for _, s := range cfg.Sensors {
 			if s.Bus == b.Name && s.GPIO == nil {
 				sensors = append(sensors, acquisitionOnly(s))
+				onTime = append(onTime, cfg.OnTime(s.ID))
 			}
 		}
-		if old := prev.bus(b.Name); old != nil && reflect.DeepEqual(old.cfg, b) && reflect.DeepEqual(old.sensors, sensors) {
+		if old := prev.bus(b.Name); old != nil && reflect.DeepEqual(old.cfg, b) &&
+			reflect.DeepEqual(old.sensors, sensors) && slices.Equal(old.onTime, onTime) {
 			p.pollers[b.Name] = old
 			continue
 		}
-		bp := &busPart{cfg: b, sensors: sensors}
+		bp := &busPart{cfg: b, sensors: sensors, onTime: onTime}
 		pl, err := modbus.NewPoller(b, sensorsOf(cfg, b.Name), func(r reading.Reading) {
 			injectFault(faultPoller)
 			bp.src.Offer(r)
-		}, a.log)
+		}, modbus.Options{OnTime: cfg.OnTime, Log: a.log})
 		if err != nil {
 			return nil, fmt.Errorf("bus %s: %w", b.Name, err)
 		}

@@ -42,7 +42,7 @@ func CutRemembered(ctx context.Context, dataDir string, log *slog.Logger) error 
 	defer wg.Wait()
 	res := actuate.Resources{Buses: map[string]actuate.CoilBus{}}
 	for _, b := range lg.Buses {
-		p, err := modbus.NewPoller(b, nil, func(reading.Reading) {}, log)
+		p, err := modbus.NewPoller(b, nil, func(reading.Reading) {}, modbus.Options{Log: log})
 		if err != nil {
 			return fmt.Errorf("remembered bus %s: %w", b.Name, err)
 		}

@@ -117,7 +117,7 @@ func pollRate(t *testing.T, bus config.Bus, sensors []config.Sensor, id string, 
 			first.Store(now)
 		}
 		last.Store(now)
-	}, nil)
+	}, modbus.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func benchCoalescing(t *testing.T, tb *table) {
 		}
 		var n atomic.Int64
 		p, err := modbus.NewPoller(config.Bus{Name: "tcp", Protocol: "tcp", Address: addr, MaxGap: maxGap}, sensors,
-			func(r reading.Reading) { n.Add(1) }, nil)
+			func(r reading.Reading) { n.Add(1) }, modbus.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -617,7 +617,7 @@ func benchPollAllocs(t *testing.T, tb *table) {
 	}
 	var n atomic.Int64
 	p, err := modbus.NewPoller(config.Bus{Name: "tcp", Protocol: "tcp", Address: addr}, sensors,
-		func(r reading.Reading) { n.Add(1) }, nil)
+		func(r reading.Reading) { n.Add(1) }, modbus.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,8 @@ var ruleLevels = []string{"alarm", "alarm2", "cutoff", "blue", "yellow", "orange
 // form: hand-written rules, or a methane location preset (cut-off cutting
 // cut_outputs), or the type defaults for co, o2 and h2s. Sensors with no
 // rules at all are still listed, so their faults raise fault events.
+// Each carries its stale_after (configured or default, see staleness), so
+// the engine's Tick faults a sensor whose readings stopped.
 // The config must have passed validation.
 func (c *Config) SensorRules() []safety.SensorRules {
 	out := make([]safety.SensorRules, 0, len(c.Sensors))
@@ -53,6 +55,7 @@ func (c *Config) SensorRules() []safety.SensorRules {
 			Type:             s.Type,
 			Resolution:       resolution(s, rs),
 			FaultUnlockAfter: s.FaultUnlockAfter.D(),
+			StaleAfter:       c.staleness(s).value,
 			Rules:            rs,
 		})
 	}
@@ -79,8 +82,8 @@ func (c *Config) SafetySpec() safety.Spec {
 
 // Effective returns a copy of c as the agent runs it, for display (hazmon
 // config show): each sensor's rules expanded from its location preset or
-// type default, with on_fault, fault_unlock_after and resolution resolved,
-// and the scale filled in. cut_outputs is folded into the cut-off rule.
+// type default, with on_fault, fault_unlock_after, stale_after and
+// resolution resolved, and the scale filled in. cut_outputs is folded into the cut-off rule.
 func (c *Config) Effective() Config {
 	e := *c
 	e.Sensors = make([]Sensor, len(c.Sensors))
@@ -105,6 +108,7 @@ func (c *Config) Effective() Config {
 		if s.FaultUnlockAfter == 0 {
 			s.FaultUnlockAfter = Duration(safety.DefaultFaultUnlockAfter)
 		}
+		s.StaleAfter = Duration(c.staleness(s).value)
 		if s.Scale == nil && s.Format != "bool" {
 			one := 1.0
 			s.Scale = &one

@@ -104,7 +104,7 @@ type Sensor struct {
 	Interval  Duration  `yaml:"interval"`           // default 1s
 	Range     []float64 `yaml:"range,omitempty"`    // [min, max] valid engineering range
 	NoValue   []int64   `yaml:"no_value,omitempty"` // raw codes that mean "no value" (e.g. 65535): a fault
-	Location  string    `yaml:"location,omitempty"` // optional preset from the methane table (rules.MethaneTable)
+	Location  string    `yaml:"location,omitempty"` // optional preset from the methane table (safety.MethaneTable)
 	// GPIO reads a digital sensor from a GPIO line instead of a Modbus bus
 	// (type digital: float switches, door, fan and feed contacts).
 	GPIO *GPIOIn `yaml:"gpio,omitempty"`
@@ -122,6 +122,18 @@ type Sensor struct {
 	// Resolution is the comparison step of rules in engineering units
 	// (default: derived from format and scale, e.g. 0.01 for scale 0.01).
 	Resolution float64 `yaml:"resolution"`
+	// FaultAfter is how many polls in a row must fail for communication
+	// (timeout, no reply, CRC, malformed frame, gateway exception 10/11)
+	// before a bus sensor reads fault; a failed poll below it emits no
+	// reading (the last one stands). nil = DefaultFaultAfter; at least 1;
+	// at most MaxCutFaultAfter for a sensor whose rules cut outputs.
+	// Faults that are facts about the value (NaN, no-value code, out of
+	// range, other exceptions) and a bus that is down are faults at once.
+	FaultAfter *int `yaml:"fault_after"`
+	// StaleAfter is how long the sensor may go without any reading (value
+	// or fault) before the rule engine treats it as faulty; 0 = the default
+	// of Config.StaleAfter.
+	StaleAfter Duration `yaml:"stale_after"`
 }
 
 // GPIOIn is a digital input on a GPIO line (character device).

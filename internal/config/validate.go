@@ -26,6 +26,11 @@ const (
 	DefaultBufferMaxAge = 30 * 24 * time.Hour // records of major hazard sources are kept ≥ 30 days
 	MinInterval         = 10 * time.Millisecond
 	DefaultDebounce     = 10 * time.Millisecond
+	// DefaultFaultAfter is a bus sensor's fault_after: one lost reply
+	// (a noisy RS-485 run) is not a fault, two polls in a row are, which
+	// keeps a dead slave's cut within 2 × interval + timeout
+	// (GB 50581-2010 §3.1.4; see MaxCutFaultAfter).
+	DefaultFaultAfter = 2
 )
 
 // SensorTypes lists the accepted sensor types.
@@ -152,6 +157,10 @@ func applyDefaults(c *Config) {
 		}
 		if s.ByteOrder == "" {
 			s.ByteOrder = "ABCD"
+		}
+		if s.FaultAfter == nil && s.GPIO == nil {
+			n := DefaultFaultAfter
+			s.FaultAfter = &n
 		}
 	}
 }
@@ -357,6 +366,7 @@ func (c *Config) validate() (errs, warns []violation) {
 		}
 	}
 	c.validateSafety(&k)
+	c.validatePolling(&k)
 	return k.errs, k.warns
 }
 

@@ -125,6 +125,7 @@ type Bank struct {
 	units    map[uint8]*unit
 	requests map[uint8]int
 	coilLog  []CoilWrite
+	drops    map[uint8]*dropState // DropEvery (drop.go)
 }
 
 // CoilWrite is one coil written by a client (FC05), as recorded by the Bank.
@@ -339,7 +340,7 @@ func (b *Bank) process(id uint8, pdu []byte) (reply []byte, f Fault, known, answ
 	if pdu[0] == FuncWriteSingleCoil && len(reply) == 5 && reply[0] == FuncWriteSingleCoil {
 		b.coilLog = append(b.coilLog, CoilWrite{Unit: id, Addr: binary.BigEndian.Uint16(pdu[1:]), On: binary.BigEndian.Uint16(pdu[3:]) == 0xFF00})
 	}
-	return reply, f, true, true
+	return reply, f, true, !b.dropLocked(id)
 }
 
 // broadcast executes a write request addressed to unit 0 on every added

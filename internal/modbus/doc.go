@@ -22,9 +22,13 @@
 // and falls back to per-sensor reads for SplitHold after an exception to a
 // merged read. Its scheduler keeps each read on its own grid without
 // drift; when the reads ask for more than LoadTarget of the bus it keeps
-// the gas reads (IsGas) on time and stretches the others to whole
-// multiples of their interval. BusStats carry requests/s, errors, RTT
-// percentiles and the bus utilisation (RTU: from frame sizes and baud).
+// the on-time reads (Options.OnTime: what a cut depends on) on time and
+// stretches the others to whole multiples of their interval. A missed
+// reply is a fault only after fault_after polls in a row; coil writes run
+// at every transaction boundary; Liveness, Stalled and Interrupt let a
+// supervisor see and break a transaction stuck in the transport. BusStats
+// carry requests/s, errors, missed polls, retries, RTT percentiles and the
+// bus utilisation (RTU: from frame sizes and baud).
 // The steady-state poll path allocates about 0.1 times per reading with
 // 100 coalesced sensors (goburrow's packager allocates per request).
 //
@@ -32,7 +36,7 @@
 // ErrBusDown or an *ExceptionError. The limits of RTU: it has no
 // transaction id, so a late reply from the same slave with the same
 // function and length is indistinguishable from the answer; the flush before
-// each request and the backoff of a slave that timed out (the next request
-// to it comes at least SlaveBackoffMin later) make that case need a reply
-// later than timeout + 1 s.
+// each request and the late-reply guard (after a timeout, the slave's other
+// reads of that function wait one timeout past the retry) make that case
+// need a reply later than about two timeouts.
 package modbus

@@ -28,27 +28,19 @@ const (
 	SplitHold = 5 * time.Minute
 )
 
-// IsGas reports whether sensorType is one of the gases whose reads the
-// scheduler keeps on time when the bus is over-subscribed: methane, co,
-// o2, h2s and lel, the gases that decide an alarm or a power cut-off (Coal
-// Mine Safety Regulations 2022 Art. 498; GB/T 50493-2019).
-func IsGas(sensorType string) bool {
-	switch sensorType {
-	case "methane", "co", "o2", "h2s", "lel":
-		return true
-	}
-	return false
-}
-
 // point is one sensor.
 type point struct {
-	cfg      config.Sensor
-	spec     decode.Spec
-	slave    byte
-	table    string
-	addr     uint16
-	count    uint16
-	interval time.Duration // the sensor's poll interval; its schedule is its group's
+	cfg        config.Sensor
+	spec       decode.Spec
+	slave      byte
+	table      string
+	addr       uint16
+	count      uint16
+	interval   time.Duration // the sensor's poll interval; its schedule is its group's
+	onTime     bool          // Options.OnTime: its reads are never stretched
+	faultAfter int           // failed polls in a row before a communication fault (config fault_after)
+
+	fails int // polls in a row that failed for communication (bus goroutine)
 }
 
 // group is one read request: sensors of one slave, table and interval
@@ -61,7 +53,7 @@ type group struct {
 	members []*point
 
 	interval time.Duration
-	gas      bool          // holds a gas sensor: kept on time when the bus is full
+	onTime   bool          // holds an on-time sensor: never stretched, picked first
 	stretch  int64         // polled every stretch-th tick of the grid (1 = on time)
 	cost     time.Duration // recent time on the wire of one poll (EWMA)
 	start    time.Time     // grid origin, with a monotonic reading
@@ -71,6 +63,16 @@ type group struct {
 }
 
 func isBits(table string) bool { return table == TableCoil || table == TableDiscrete }
+
+// firstRequest is the request g's next poll starts with: the merged read,
+// or its first sensor's while it is split.
+func (g *group) firstRequest() request {
+	if len(g.members) > 1 && !g.splitUntil.IsZero() {
+		pt := g.members[0]
+		return request{slave: pt.slave, table: pt.table, addr: pt.addr, count: pt.count}
+	}
+	return request{slave: g.slave, table: g.table, addr: g.addr, count: g.count}
+}
 
 // buildGroups coalesces points into read requests. Points of the same
 // slave, table and interval are sorted by address and merged while the
@@ -108,12 +110,12 @@ func buildGroups(points []*point, maxGap int) []*group {
 				if int(pt.addr)-gEnd <= maxGap && max(gEnd, end)-int(g.addr) <= limit {
 					g.count = uint16(max(gEnd, end) - int(g.addr))
 					g.members = append(g.members, pt)
-					g.gas = g.gas || IsGas(pt.cfg.Type)
+					g.onTime = g.onTime || pt.onTime
 					continue
 				}
 			}
 			g = &group{slave: k.slave, table: k.table, addr: pt.addr, count: pt.count,
-				members: []*point{pt}, interval: k.interval, gas: IsGas(pt.cfg.Type), stretch: 1}
+				members: []*point{pt}, interval: k.interval, onTime: pt.onTime, stretch: 1}
 			out = append(out, g)
 		}
 	}

@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/mbslave"
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
+	"github.com/hazmon/hazmon/internal/reading"
 )
 
 // scriptSlave is the slave end of a socat pty pair driven byte by byte by
@@ -133,3 +135,85 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// sink collects the readings a poller emits.
+type sink struct {
+	mu sync.Mutex
+	rs []reading.Reading
+}
+
+func (s *sink) emit(r reading.Reading) {
+	s.mu.Lock()
+	s.rs = append(s.rs, r)
+	s.mu.Unlock()
+}
+
+func (s *sink) of(sensor string) []reading.Reading {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []reading.Reading
+	for _, r := range s.rs {
+		if r.Sensor == sensor {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitFor polls until cond holds on the sensor's readings or fails after d.
+func (s *sink) waitFor(t testing.TB, sensor string, d time.Duration, what string, cond func([]reading.Reading) bool) []reading.Reading {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		rs := s.of(sensor)
+		if cond(rs) {
+			return rs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sensor %s: no %s within %v; readings: %+v", sensor, what, d, rs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func lastValid(rs []reading.Reading) bool { return len(rs) > 0 && rs[len(rs)-1].Valid() }
+
+// startPoller runs a poller until the test ends and checks that Run
+// returns; opts are its Options (at most one).
+func startPoller(t testing.TB, bus config.Bus, sensors []config.Sensor, opts ...Options) (*Poller, *sink) {
+	t.Helper()
+	s := &sink{}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	p, err := NewPoller(bus, sensors, s.emit, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPoller(t, p)
+	return p, s
+}
+
+// runPoller runs p until the test ends and checks that Run returns.
+func runPoller(t testing.TB, p *Poller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Run did not return within 5s of cancel")
+		}
+	})
+}
+
+func f64(v float64) *float64 { return &v }
+
+func ms(n int) config.Duration { return config.Duration(time.Duration(n) * time.Millisecond) }

@@ -23,7 +23,7 @@ func TestPoller_StopAndClosed(t *testing.T) {
 	dev := mbslavetest.StartRTU(t, bank, 0)
 	s := &sink{}
 	p, err := NewPoller(config.Bus{Name: "b", Protocol: "rtu", Device: dev, Timeout: ms(1000)},
-		[]config.Sensor{{ID: "S", Bus: "b", Slave: 1, Table: TableHolding, Format: "uint16", Interval: ms(100)}}, s.emit, nil)
+		[]config.Sensor{{ID: "S", Bus: "b", Slave: 1, Table: TableHolding, Format: "uint16", Interval: ms(100)}}, s.emit, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

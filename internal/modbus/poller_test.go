@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,77 +14,6 @@ import (
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 	"github.com/hazmon/hazmon/internal/reading"
 )
-
-// sink collects the readings a poller emits.
-type sink struct {
-	mu sync.Mutex
-	rs []reading.Reading
-}
-
-func (s *sink) emit(r reading.Reading) {
-	s.mu.Lock()
-	s.rs = append(s.rs, r)
-	s.mu.Unlock()
-}
-
-func (s *sink) of(sensor string) []reading.Reading {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []reading.Reading
-	for _, r := range s.rs {
-		if r.Sensor == sensor {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// waitFor polls until cond holds on the sensor's readings or fails after d.
-func (s *sink) waitFor(t testing.TB, sensor string, d time.Duration, what string, cond func([]reading.Reading) bool) []reading.Reading {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		rs := s.of(sensor)
-		if cond(rs) {
-			return rs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sensor %s: no %s within %v; readings: %+v", sensor, what, d, rs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func lastValid(rs []reading.Reading) bool { return len(rs) > 0 && rs[len(rs)-1].Valid() }
-
-// startPoller runs a poller until the test ends and checks that Run returns.
-func startPoller(t testing.TB, bus config.Bus, sensors []config.Sensor) (*Poller, *sink) {
-	t.Helper()
-	s := &sink{}
-	p, err := NewPoller(bus, sensors, s.emit, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("Run did not return within 5s of cancel")
-		}
-	})
-	return p, s
-}
-
-func f64(v float64) *float64 { return &v }
-
-func ms(n int) config.Duration { return config.Duration(time.Duration(n) * time.Millisecond) }
 
 // tableBank holds the values tableSensors expect.
 func tableBank() *mbslave.Bank {
@@ -254,8 +182,9 @@ func TestPoller_F4DeadSlaveBacksOff(t *testing.T) {
 	if n := bank.Requests(2); n < 2 || n > 4 {
 		t.Errorf("slave 2 got %d requests in 8 s, want 2..4 (backing off)", n)
 	}
-	if got := uint64(bank.Requests(1) + bank.Requests(2)); got != st.Requests && got != st.Requests-1 {
-		// The last request may still be on its way when we read the bank.
+	if got := uint64(bank.Requests(1) + bank.Requests(2)); got+1 < st.Requests || got > st.Requests+1 {
+		// One request may be on the wire (counted by the slave, not yet by
+		// the poller) or on its way when we read the bank.
 		t.Errorf("slave saw %d well-formed requests, poller sent %d", got, st.Requests)
 	}
 	if st.Timeouts < 2 || st.Timeouts != uint64(bank.Requests(2)) && st.Timeouts+1 != uint64(bank.Requests(2)) {
@@ -368,25 +297,23 @@ func TestPoller_WriteCoilAndRead(t *testing.T) {
 // The schedule is a grid from the start: a late poll skips the ticks it
 // missed (counted) instead of bunching them.
 func TestPoller_ScheduleGrid(t *testing.T) {
-	p := &Poller{}
-	start := time.Now()
+	start := time.Unix(1000, 0)
 	pt := &group{interval: 100 * time.Millisecond, stretch: 1, start: start, next: start}
-	p.advance(pt, start.Add(3*time.Millisecond))
-	if want := start.Add(100 * time.Millisecond); !pt.next.Equal(want) {
-		t.Fatalf("next = %v after start, want 100ms", pt.next.Sub(start))
+	if n := advance(pt, start.Add(3*time.Millisecond)); n != 0 || !pt.next.Equal(start.Add(100*time.Millisecond)) {
+		t.Fatalf("next = %v after start, skipped %d; want 100ms, 0", pt.next.Sub(start), n)
 	}
 	// Served at 100 ms + 350 ms late: ticks 200, 300 and 400 are skipped.
-	p.advance(pt, start.Add(450*time.Millisecond))
+	n := advance(pt, start.Add(450*time.Millisecond))
 	if got := pt.next.Sub(start); got != 500*time.Millisecond {
 		t.Errorf("next = %v, want 500ms (on the grid, no drift)", got)
 	}
-	if m := p.Stats().Missed; m != 3 {
-		t.Errorf("missed = %d, want 3", m)
+	if n != 3 {
+		t.Errorf("skipped = %d, want 3", n)
 	}
 	// A poll served exactly on its tick is not late.
-	p.advance(pt, start.Add(500*time.Millisecond))
-	if got := pt.next.Sub(start); got != 600*time.Millisecond || p.Stats().Missed != 3 {
-		t.Errorf("next = %v, missed %d", got, p.Stats().Missed)
+	n = advance(pt, start.Add(500*time.Millisecond))
+	if got := pt.next.Sub(start); got != 600*time.Millisecond || n != 0 {
+		t.Errorf("next = %v, skipped %d", got, n)
 	}
 }
 
@@ -404,7 +331,7 @@ func TestNewPoller_Rejects(t *testing.T) {
 		{"format on coil", config.Sensor{ID: "x", Bus: "b", Slave: 1, Table: "coil", Format: "float32"}, "want bool"},
 		{"format", config.Sensor{ID: "x", Bus: "b", Slave: 1, Table: "holding", Format: "int64"}, "format"},
 	} {
-		_, err := NewPoller(bus, []config.Sensor{c.s}, emit, nil)
+		_, err := NewPoller(bus, []config.Sensor{c.s}, emit, Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 		}

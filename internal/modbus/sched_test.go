@@ -50,7 +50,7 @@ func TestBuildGroups(t *testing.T) {
 		{"2000 coils at most", intp(125), coils, "coil:0+1901 coil:2000+1"},
 	} {
 		bus := config.Bus{Name: "b", Protocol: "tcp", Address: "127.0.0.1:1", MaxGap: c.maxGap}
-		p, err := NewPoller(bus, c.sensors, func(reading.Reading) {}, nil)
+		p, err := NewPoller(bus, c.sensors, func(reading.Reading) {}, Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -147,38 +147,56 @@ func TestPoller_ExceptionSplitsMergedRead(t *testing.T) {
 }
 
 // An over-subscribed RTU bus at 9600 baud (20 reads every 100 ms want
-// about 8× what the wire carries) says so, keeps the methane sensor on its
-// 200 ms interval and stretches the others.
-func TestPoller_OverloadKeepsGasOnTime(t *testing.T) {
+// about 8× what the wire carries) says so and keeps on time, at their
+// 200 ms, the reads its cut-offs depend on as config.Config.OnTime names
+// them: a fan-running contact with a cut-off rule (ventilation-power
+// interlock), a breaker's feed contact, a non-methane (wind) cut-off
+// sensor and a methane sensor; only the 20 comfort sensors stretch.
+func TestPoller_OverloadKeepsInterlocksOnTime(t *testing.T) {
 	bank := mbslave.NewBank()
 	bank.AddUnit(1)
 	bank.SetHolding(1, 5000, 42)
+	bank.SetHolding(1, 6000, 30)
+	bank.SetDiscrete(1, 7, true)
+	bank.SetDiscrete(1, 300, true)
 	dev := mbslavetest.StartRTU(t, bank, 9600)
+	no := false
 	sensors := adjacent("rs", 20, 0, 100, ms(100)) // 100 apart: 20 reads
-	sensors = append(sensors, config.Sensor{ID: "CH4", Type: "methane", Bus: "rs", Slave: 1, Table: TableHolding,
-		Address: 5000, Format: "uint16", Interval: ms(200)})
-	p, s := startPoller(t, config.Bus{Name: "rs", Protocol: "rtu", Device: dev, Baud: 9600, Parity: "E", Timeout: ms(1000)}, sensors)
+	sensors = append(sensors,
+		config.Sensor{ID: "CH4", Type: "methane", Bus: "rs", Slave: 1, Table: TableHolding, Address: 5000, Format: "uint16", Interval: ms(200)},
+		config.Sensor{ID: "WIND", Type: "wind", Bus: "rs", Slave: 1, Table: TableHolding, Address: 6000, Format: "uint16", Interval: ms(200),
+			Rules: []config.Rule{{Level: "cutoff", Below: f64(5), Outputs: []string{"BRK"}}}},
+		config.Sensor{ID: "FAN", Type: "digital", Bus: "rs", Slave: 1, Table: TableDiscrete, Address: 7, Format: "bool", Interval: ms(200),
+			Rules: []config.Rule{{Level: "cutoff", Equals: &no, Outputs: []string{"BRK"}}}},
+		config.Sensor{ID: "FEED", Type: "digital", Bus: "rs", Slave: 1, Table: TableDiscrete, Address: 300, Format: "bool", Interval: ms(200)})
+	cfg := &config.Config{Sensors: sensors, Outputs: []config.Output{{Name: "BRK", Feed: "FEED", Modbus: &config.ModbusCoil{Bus: "rs", Slave: 1}}}}
+	p, s := startPoller(t, config.Bus{Name: "rs", Protocol: "rtu", Device: dev, Baud: 9600, Parity: "E", Timeout: ms(1000)}, sensors,
+		Options{OnTime: cfg.OnTime})
 	time.Sleep(500 * time.Millisecond)
-	before := len(s.of("CH4"))
+	before := map[string]int{}
+	onTime := []string{"CH4", "WIND", "FAN", "FEED"}
+	for _, id := range onTime {
+		before[id] = len(s.of(id))
+	}
 	time.Sleep(4 * time.Second)
-	got := len(s.of("CH4")) - before
 	st := p.Stats()
-	t.Logf("methane: %d readings in 4 s; stats %+v", got, st)
-	// 20 ticks in 4 s; without priority it would get about one read in
-	// 21 (about 5 in 4 s).
-	if got < 12 {
-		t.Errorf("methane: %d readings in 4 s at 200 ms, want >= 12 (kept on time); stats %+v", got, st)
+	for _, id := range onTime {
+		got := len(s.of(id)) - before[id]
+		// 20 ticks in 4 s; stretched, it would get about one read in 14.
+		if got < 12 {
+			t.Errorf("%s: %d readings in 4 s at 200 ms, want >= 12 (kept on time); stats %+v", id, got, st)
+		}
+		for _, r := range s.of(id) {
+			if !r.Valid() {
+				t.Fatalf("%s reading %+v", id, r)
+			}
+		}
 	}
 	if !st.Overloaded || st.Load < 2 || st.Stretched != 20 {
-		t.Errorf("stats %+v, want overloaded with 20 stretched sensors", st)
+		t.Errorf("stats %+v, want overloaded with the 20 comfort sensors stretched", st)
 	}
 	if n := len(s.of("S019")); n == 0 {
 		t.Error("stretched sensor never read")
-	}
-	for _, r := range s.of("CH4") {
-		if !r.Valid() || r.Value != 42 {
-			t.Fatalf("methane reading %+v", r)
-		}
 	}
 	// The wire is busy nearly all the time: utilisation from frame sizes.
 	if st.Utilisation < 0.5 || st.Utilisation > 1.1 || st.RequestsPerSec < 15 || st.RequestsPerSec > 45 {
@@ -193,16 +211,15 @@ func TestPoller_OverloadKeepsGasOnTime(t *testing.T) {
 // A read that is not due on its own is not read: stretched reads stay on
 // their grid (whole multiples of the interval, no drift).
 func TestPoller_StretchStaysOnGrid(t *testing.T) {
-	p := &Poller{}
-	start := time.Now()
+	start := time.Unix(1000, 0)
 	g := &group{interval: 100 * time.Millisecond, stretch: 3, start: start, next: start}
-	p.advance(g, start.Add(time.Millisecond))
+	advance(g, start.Add(time.Millisecond))
 	if got := g.next.Sub(start); got != 300*time.Millisecond {
 		t.Fatalf("next = %v, want 300ms", got)
 	}
-	p.advance(g, start.Add(301*time.Millisecond))
-	if got := g.next.Sub(start); got != 600*time.Millisecond || p.Stats().Missed != 0 {
-		t.Fatalf("next = %v, missed %d; want 600ms, 0", got, p.Stats().Missed)
+	n := advance(g, start.Add(301*time.Millisecond))
+	if got := g.next.Sub(start); got != 600*time.Millisecond || n != 0 {
+		t.Fatalf("next = %v, skipped %d; want 600ms, 0", got, n)
 	}
 }
 
@@ -218,7 +235,7 @@ func TestPoller_AllocsPerReading(t *testing.T) {
 			if r.Valid() {
 				n++
 			}
-		}, nil)
+		}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,10 +244,9 @@ func TestPoller_AllocsPerReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.close()
-	slaves := map[byte]*slaveState{}
 	g := p.groups[0]
 	allocs := testing.AllocsPerRun(50, func() {
-		if err := p.pollGroup(context.Background(), cl, slaves, g, time.Now()); err != nil {
+		if err := p.pollGroup(context.Background(), cl, g, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -252,7 +268,7 @@ func BenchmarkPollGroup(b *testing.B) {
 	bank.AddUnit(1)
 	addr := mbslavetest.StartTCP(b, bank)
 	p, err := NewPoller(config.Bus{Name: "gw", Protocol: "tcp", Address: addr}, adjacent("gw", 100, 0, 1, ms(1000)),
-		func(reading.Reading) {}, nil)
+		func(reading.Reading) {}, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -261,10 +277,9 @@ func BenchmarkPollGroup(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer cl.close()
-	slaves := map[byte]*slaveState{}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.pollGroup(context.Background(), cl, slaves, p.groups[0], time.Now()); err != nil {
+		if err := p.pollGroup(context.Background(), cl, p.groups[0], time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,15 +26,23 @@ type BusStats struct {
 	LastRTT   time.Duration // duration of the last transaction, request to reply
 	Connected bool          // whether the port/connection is open
 
+	// MissedPolls are reads that failed for communication (timeout, CRC,
+	// malformed frame, gateway exception 10/11, busy) while their sensors
+	// were below fault_after: no reading was emitted, the last one stands.
+	MissedPolls uint64
+	// Retries are reads sent again at once after a missed reply (counted
+	// in Requests too).
+	Retries uint64
+
 	Sensors int // sensors on the bus
 	Reads   int // read requests per full poll cycle after coalescing (one per sensor without it)
 	Split   int // coalesced reads currently done sensor by sensor after an exception
 
 	// Load is the bus time the schedule asks for per second of wall time,
 	// estimated from the recent time on the wire of each read (1 = the bus
-	// is full). Above LoadTarget the bus is Overloaded: gas sensors stay
-	// on their interval and Stretched sensors are polled at a whole
-	// multiple of theirs.
+	// is full). Above LoadTarget the bus is Overloaded: on-time sensors
+	// (Options.OnTime) stay on their interval and Stretched sensors are
+	// polled at a whole multiple of theirs.
 	Load       float64
 	Overloaded bool
 	Stretched  int
