@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	gmodbus "github.com/goburrow/modbus"
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/decode"
@@ -54,64 +53,6 @@ func (f *busFlags) direct() (config.Bus, error) {
 	return config.Bus{}, errors.New("give --bus NAME, --tcp HOST:PORT or --rtu DEVICE")
 }
 
-// directBus is a one-shot Modbus client on hazmon's own transporters
-// (the agent's framing checks), for use while the agent does not own the bus.
-type directBus struct {
-	bus   config.Bus
-	close func() error
-	mb    gmodbus.Client
-	slave func(byte)
-}
-
-func openDirect(bus config.Bus) (*directBus, error) {
-	d := &directBus{bus: bus}
-	switch bus.Protocol {
-	case "tcp":
-		tr := modbus.NewTCPTransporter(bus.Address, bus.Timeout.D())
-		if err := tr.Connect(); err != nil {
-			return nil, fmt.Errorf("bus %s: %w", bus.Name, err)
-		}
-		h := gmodbus.NewTCPClientHandler(bus.Address)
-		d.close, d.mb, d.slave = tr.Close, gmodbus.NewClient2(h, tr), func(id byte) { h.SlaveId = id }
-	case "rtu":
-		port, err := modbus.OpenSerial(bus)
-		if err != nil {
-			return nil, fmt.Errorf("bus %s: %w", bus.Name, err)
-		}
-		tr := modbus.NewRTUTransporter(port, bus.Baud, bus.Timeout.D())
-		h := gmodbus.NewRTUClientHandler(bus.Device)
-		d.close, d.mb, d.slave = tr.Close, gmodbus.NewClient2(h, tr), func(id byte) { h.SlaveId = id }
-	default:
-		return nil, fmt.Errorf("bus %s: protocol %q (want tcp or rtu)", bus.Name, bus.Protocol)
-	}
-	return d, nil
-}
-
-// read reads count items of table at addr; a Modbus exception comes back
-// as *modbus.ExceptionError.
-func (d *directBus) read(slave byte, table string, addr, count uint16) ([]byte, error) {
-	d.slave(slave)
-	var b []byte
-	var err error
-	switch table {
-	case modbus.TableHolding:
-		b, err = d.mb.ReadHoldingRegisters(addr, count)
-	case modbus.TableInput:
-		b, err = d.mb.ReadInputRegisters(addr, count)
-	case modbus.TableCoil:
-		b, err = d.mb.ReadCoils(addr, count)
-	case modbus.TableDiscrete:
-		b, err = d.mb.ReadDiscreteInputs(addr, count)
-	default:
-		return nil, fmt.Errorf("table %q (want holding, input, coil or discrete)", table)
-	}
-	var me *gmodbus.ModbusError
-	if errors.As(err, &me) {
-		return nil, &modbus.ExceptionError{Function: me.FunctionCode &^ 0x80, Code: me.ExceptionCode}
-	}
-	return b, err
-}
-
 func newProbe(stdout io.Writer) *cobra.Command {
 	var f busFlags
 	var req control.ProbeRequest
@@ -121,7 +62,8 @@ func newProbe(stdout io.Writer) *cobra.Command {
 		Short: "Read registers once; show them in every format and byte order",
 		Long: "Probe reads once and shows the registers in each format and byte order, to\n" +
 			"find a sensor's format and byte_order. --bus reads through the running agent\n" +
-			"(it owns the port), or with --config's bus settings if it is stopped.",
+			"(it owns the port), or with --config's bus settings if it is stopped; so does\n" +
+			"--rtu DEV when the running agent owns DEV.",
 		Example: "  hazmon probe --bus rs485-1 --slave 3 --address 100 --count 4\n" +
 			"  hazmon probe --tcp 192.168.1.50:502 --table input --count 2",
 		Args: cobra.NoArgs,
@@ -143,7 +85,7 @@ func newProbe(stdout io.Writer) *cobra.Command {
 		if f.bus != "" {
 			res, err = probeBus(cmd, t, &f, req)
 		} else {
-			res, err = probeDirect(&f, req)
+			res, err = probeDirect(cmd, t, &f, req)
 		}
 		if err != nil {
 			return explainFrame(err)
@@ -198,7 +140,9 @@ func busList(c *config.Config) []string {
 	return s
 }
 
-func probeDirect(f *busFlags, req control.ProbeRequest) (control.ProbeResult, error) {
+// probeDirect reads with --tcp or --rtu. A serial port the running
+// agent owns is read through the agent instead (its line settings).
+func probeDirect(cmd *cobra.Command, t *target, f *busFlags, req control.ProbeRequest) (control.ProbeResult, error) {
 	if f.timeout <= 0 {
 		f.timeout = time.Second
 	}
@@ -206,20 +150,31 @@ func probeDirect(f *busFlags, req control.ProbeRequest) (control.ProbeResult, er
 	if err != nil {
 		return control.ProbeResult{}, err
 	}
-	return readDirect(bus, req)
+	res, err := readDirect(bus, req)
+	if bus.Protocol != "rtu" || !errors.Is(err, modbus.ErrPortInUse) {
+		return res, err
+	}
+	c, name := portOwner(cmd, t, bus.Device)
+	if name == "" {
+		return control.ProbeResult{}, fmt.Errorf("%w; if the agent owns it, read through it: hazmon probe --bus NAME (hazmon status lists the buses)", err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s is owned by the running agent: reading through its bus %s (with its line settings)\n", bus.Device, name)
+	req.Bus = name
+	return c.Probe(cmd.Context(), req)
 }
 
+// readDirect is one read with a client of our own on bus.
 func readDirect(bus config.Bus, req control.ProbeRequest) (control.ProbeResult, error) {
 	if bus.Timeout <= 0 {
 		bus.Timeout = config.Duration(time.Second)
 	}
-	d, err := openDirect(bus)
+	d, err := modbus.Dial(bus)
 	if err != nil {
-		return control.ProbeResult{}, err
+		return control.ProbeResult{}, fmt.Errorf("bus %s: %w", bus.Name, err)
 	}
-	defer d.close()
+	defer d.Close()
 	start := time.Now()
-	data, err := d.read(byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
+	data, err := d.Read(byte(req.Slave), req.Table, uint16(req.Address), uint16(req.Count))
 	if err != nil {
 		return control.ProbeResult{}, fmt.Errorf("bus %s: read slave %d %s %d+%d: %w", bus.Name, req.Slave, req.Table, req.Address, req.Count, err)
 	}
@@ -298,135 +253,4 @@ func renderProbe(r control.ProbeResult) string {
 	}
 	tw.Flush()
 	return b.String()
-}
-
-// scanResult is one unit id that answered.
-type scanResult struct {
-	Slave int    `json:"slave"`
-	Reply string `json:"reply"` // "data" or "exception N (name)"
-}
-
-func newScan(stdout, stderr io.Writer) *cobra.Command {
-	var f busFlags
-	var from, to, address int
-	var table string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "scan",
-		Short: "Find which slave (unit) ids answer on a bus",
-		Long: "Scan sends one read (by default holding register 0, count 1) to each unit id\n" +
-			"from --from to --to and lists those that reply. Any reply counts, an\n" +
-			"exception included (the slave is there but has no such register); on TCP,\n" +
-			"gateway exceptions 10 and 11 mean the unit behind the gateway is absent.\n" +
-			"Stop the agent first if it owns the bus (systemctl stop hazmon). On RS-485\n" +
-			"at 9600 baud or slower, 100ms may be short for a slow slave: try 200ms.\n" +
-			"On a terminal, progress shows on stderr.",
-		Example: "  hazmon scan --rtu /dev/ttyUSB0 --baud 9600 --parity E\n" +
-			"  hazmon scan --rtu /dev/ttyUSB0 --baud 9600 --parity N --to 32 --timeout 200ms\n" +
-			"  hazmon scan --tcp 192.168.1.60:502 --to 16",
-		Args: cobra.NoArgs,
-	}
-	addBusFlags(cmd, &f, 100*time.Millisecond, false)
-	cmd.Flags().Lookup("timeout").Usage = "reply timeout (9600 baud: try 200ms)"
-	cmd.Flags().IntVar(&from, "from", 1, "first unit id")
-	cmd.Flags().IntVar(&to, "to", 247, "last unit id")
-	cmd.Flags().StringVar(&table, "table", "holding", "holding, input, coil or discrete")
-	cmd.Flags().IntVar(&address, "address", 0, "0-based address read")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the unit ids that answered as JSON")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if from < 0 || to > 255 || from > to {
-			return fmt.Errorf("--from %d --to %d: want 0 <= from <= to <= 255 (1..247 on RS-485)", from, to)
-		}
-		if err := control.CheckProbe(control.ProbeRequest{Slave: from, Table: table, Address: address, Count: 1}); err != nil {
-			return err
-		}
-		bus, err := f.direct()
-		if err != nil {
-			return err
-		}
-		d, err := openDirect(bus)
-		if err != nil {
-			return err
-		}
-		defer d.close()
-		if !asJSON {
-			fmt.Fprintf(stdout, "scanning %s: unit ids %d..%d, %s %d, timeout %s\n", bus.Name, from, to, table, address, f.timeout)
-		}
-		found := []scanResult{}
-		prog := scanProgress{w: stderr, on: isTerminal(stderr), from: from, to: to}
-		defer prog.clear()
-		for id := from; id <= to; id++ {
-			if err := cmd.Context().Err(); err != nil {
-				return err
-			}
-			prog.show(id, len(found))
-			_, err := d.read(byte(id), table, uint16(address), 1)
-			var ee *modbus.ExceptionError
-			switch {
-			case err == nil:
-				found = append(found, scanResult{Slave: id, Reply: "data"})
-			case errors.As(err, &ee) && bus.Protocol == "tcp" && (ee.Code == modbus.ExGatewayPathUnavail || ee.Code == modbus.ExGatewayTargetFailed):
-				continue // the gateway answered for an absent unit
-			case errors.As(err, &ee):
-				found = append(found, scanResult{Slave: id, Reply: fmt.Sprintf("exception %d (%s)", ee.Code, modbus.ExceptionName(ee.Code))})
-			case errors.Is(err, modbus.ErrTimeout):
-				continue
-			case errors.Is(err, modbus.ErrBusDown):
-				return fmt.Errorf("bus %s: %w", bus.Name, err)
-			default:
-				// A garbled reply: something is on the line, maybe at
-				// another baud rate or parity.
-				prog.clear()
-				fmt.Fprintf(stderr, "unit %d: %v\n", id, explainFrame(err))
-				continue
-			}
-			if !asJSON {
-				prog.clear()
-				fmt.Fprintf(stdout, "unit %3d: answers (%s)\n", id, found[len(found)-1].Reply)
-			}
-		}
-		if asJSON {
-			return writeJSON(stdout, found)
-		}
-		ids := make([]string, len(found))
-		for i, r := range found {
-			ids[i] = strconv.Itoa(r.Slave)
-		}
-		if len(found) == 0 {
-			fmt.Fprintln(stdout, "no unit answered (check wiring A/B, baud, parity, termination)")
-		} else {
-			fmt.Fprintf(stdout, "%d unit(s) answered: %s\n", len(found), strings.Join(ids, ", "))
-		}
-		return nil
-	}
-	return cmd
-}
-
-// scanProgress is scan's single updating line on a terminal's stderr:
-// "unit 37 of 1..247, 2 answered"; nothing when on is false.
-type scanProgress struct {
-	w        io.Writer
-	on       bool
-	from, to int
-	shown    bool
-}
-
-func (p *scanProgress) show(id, found int) {
-	if !p.on {
-		return
-	}
-	fmt.Fprintf(p.w, "\r%s%s", scanProgressLine(id, p.from, p.to, found), clearEOL)
-	p.shown = true
-}
-
-// clear erases the progress line before other output (and at the end).
-func (p *scanProgress) clear() {
-	if p.shown {
-		fmt.Fprint(p.w, "\r"+clearEOL)
-		p.shown = false
-	}
-}
-
-func scanProgressLine(id, from, to, found int) string {
-	return fmt.Sprintf("scanning unit %d of %d..%d (%d%%), %d answered", id, from, to, 100*(id-from)/max(to-from+1, 1), found)
 }

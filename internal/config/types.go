@@ -78,6 +78,18 @@ type Bus struct {
 	Parity   string   `yaml:"parity,omitempty"`    // rtu: N|E|O, default E
 	StopBits int      `yaml:"stop_bits,omitempty"` // rtu: 1|2, default 1
 	Timeout  Duration `yaml:"timeout"`             // per request; default 1s tcp, 500ms rtu
+	// Echo (rtu only) says whether the RS-485 adapter receives what it
+	// transmits: auto (default: a copy of the request ahead of the reply
+	// is skipped, and whether the adapter echoes is learnt from reads),
+	// on (it always echoes: skip it, fail if it is missing or differs) or
+	// off (no echo expected).
+	Echo string `yaml:"echo,omitempty"`
+	// Turnaround (rtu only) is how long the line must stay silent after a
+	// slave's transaction failed (timeout, damaged reply) before the next
+	// request to it, so a late reply is drained and never read as the next
+	// answer. 0 = default 100ms, the turnaround delay of Modbus over
+	// Serial Line v1.02 §2.4.1; raise it for slaves that answer slower.
+	Turnaround Duration `yaml:"turnaround,omitempty"`
 	// MaxGap is the largest run of unused registers (or coils/discrete
 	// inputs) between two sensors of the same slave, table and interval
 	// that are still read in one request (at most 125 registers or 2000

@@ -125,6 +125,9 @@ func applyDefaults(c *Config) {
 			if b.StopBits == 0 {
 				b.StopBits = 1
 			}
+			if b.Echo == "" {
+				b.Echo = "auto"
+			}
 		}
 	}
 	for i := range c.Outputs {
@@ -247,6 +250,12 @@ func (c *Config) validate() (errs, warns []violation) {
 			if b.Device != "" {
 				k.errf(p+".device", "only for protocol rtu")
 			}
+			if b.Echo != "" {
+				k.errf(p+".echo", "only for protocol rtu")
+			}
+			if b.Turnaround != 0 {
+				k.errf(p+".turnaround", "only for protocol rtu")
+			}
 		case "rtu":
 			if b.Device == "" {
 				k.errf(p+".device", "required for protocol rtu (e.g. /dev/ttyUSB0)")
@@ -265,6 +274,12 @@ func (c *Config) validate() (errs, warns []violation) {
 			}
 			if !oneOfInt(b.StopBits, 1, 2) {
 				k.errf(p+".stop_bits", "%d: use 1 or 2", b.StopBits)
+			}
+			if !oneOf(b.Echo, "auto", "on", "off") {
+				k.errf(p+".echo", "%q: use auto, on or off", b.Echo)
+			}
+			if t := b.Turnaround.D(); t != 0 && (t < time.Millisecond || t > 2*time.Second) {
+				k.errf(p+".turnaround", "%s is outside 1ms..2s", b.Turnaround)
 			}
 		case "":
 			k.errf(p+".protocol", "required: tcp or rtu")

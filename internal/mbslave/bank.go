@@ -1,8 +1,9 @@
 // Package mbslave is a small Modbus slave (server) for tests, benchmarks and
 // the site simulator: Modbus TCP and Modbus RTU, function codes 01, 02, 03,
 // 04, 05, 06, 15 and 16, exception codes 1, 2 and 3, and per-unit fault
-// injection (late, silent, exception, bad CRC, wrong unit id, garbage, split
-// replies).
+// injection (late, silent, exception, bad CRC, wrong unit id, garbage,
+// split, duplicated and lost replies, corrupt MBAP headers), plus an
+// echoing RS-485 adapter on the line (Bank.SetEcho).
 //
 // A Bank holds the four tables (coils, discrete inputs, holding registers,
 // input registers) of every unit id; ServeTCP and ServeRTU answer requests
@@ -12,8 +13,8 @@ package mbslave
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"sync"
-	"time"
 )
 
 // Function codes served.
@@ -76,21 +77,6 @@ func (t Table) String() string {
 	return fmt.Sprintf("table(%d)", uint8(t))
 }
 
-// Fault is the misbehaviour injected into one unit's replies. The zero
-// Fault is a healthy unit. Tests set and clear faults at run time with
-// Bank.SetFault.
-type Fault struct {
-	Delay          time.Duration // reply late by this much (after the request is executed)
-	Silent         bool          // never reply (and do not execute the request), like a dead slave
-	Exception      uint8         // reply with this exception code (e.g. 2, 6 = slave device busy) instead of executing
-	ExceptionCount int           // if >0, only the next N requests get Exception, then normal replies
-	BadCRC         bool          // RTU: corrupt the CRC of the reply
-	WrongUnit      bool          // answer with another unit id (unit+1)
-	Garbage        []byte        // send these bytes before the reply (RTU; on TCP it corrupts the stream)
-	Split          time.Duration // send the reply in two pieces with this pause between
-	Drop           bool          // TCP: close the connection instead of replying
-}
-
 // span is a half-open address range [from, to).
 type span struct{ from, to int }
 
@@ -105,7 +91,9 @@ type unit struct {
 	input    []uint16
 	invalid  [4][]span
 	fault    Fault
-	excLeft  int // remaining exceptions when fault.ExceptionCount > 0
+	excLeft  int        // remaining exceptions when fault.ExceptionCount > 0
+	answered int        // requests executed since SetFault (fault.DropEvery)
+	rng      *rand.Rand // fault.DropProb, seeded by SetFault
 }
 
 func newUnit() *unit {
@@ -126,6 +114,7 @@ type Bank struct {
 	requests map[uint8]int
 	coilLog  []CoilWrite
 	drops    map[uint8]*dropState // DropEvery (drop.go)
+	echo     bool
 }
 
 // CoilWrite is one coil written by a client (FC05), as recorded by the Bank.
@@ -292,17 +281,6 @@ func (b *Bank) Discrete(id uint8, addr uint16) bool {
 	return false
 }
 
-// SetFault replaces the fault of unit id; Fault{} clears it. Setting a fault
-// with ExceptionCount N restarts the count: the next N requests get the
-// exception.
-func (b *Bank) SetFault(id uint8, f Fault) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	u := b.unitLocked(id)
-	u.fault = f
-	u.excLeft = f.ExceptionCount
-}
-
 // Requests returns how many well-formed requests (valid MBAP header or CRC)
 // addressed to unit id were received, whether or not the unit answered.
 func (b *Bank) Requests(id uint8) int {
@@ -339,6 +317,10 @@ func (b *Bank) process(id uint8, pdu []byte) (reply []byte, f Fault, known, answ
 	reply = u.execute(pdu)
 	if pdu[0] == FuncWriteSingleCoil && len(reply) == 5 && reply[0] == FuncWriteSingleCoil {
 		b.coilLog = append(b.coilLog, CoilWrite{Unit: id, Addr: binary.BigEndian.Uint16(pdu[1:]), On: binary.BigEndian.Uint16(pdu[3:]) == 0xFF00})
+	}
+	u.answered++
+	if f.DropEvery > 0 && u.answered%f.DropEvery == 0 || f.DropProb > 0 && u.rng.Float64() < f.DropProb {
+		return nil, f, true, false // executed, but the reply is lost
 	}
 	return reply, f, true, !b.dropLocked(id)
 }

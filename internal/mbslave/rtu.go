@@ -114,6 +114,15 @@ func ServeRTU(ctx context.Context, port io.ReadWriter, b *Bank, baud int) error 
 			}
 			return fmt.Errorf("modbus rtu slave: read: %w", err)
 		case c := <-chunks:
+			if b.echoing() {
+				// The adapter hears its own transmission, at once.
+				if _, err := port.Write(c); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("modbus rtu slave: echo: %w", err)
+				}
+			}
 			s.buf = append(s.buf, c...)
 			if err := s.drain(); err != nil {
 				return err
@@ -237,6 +246,9 @@ func (s *rtuSession) handle(frame []byte) error {
 		if s.ctx.Err() != nil {
 			return nil
 		}
+		return fmt.Errorf("modbus rtu slave: unit %d: %w", id, err)
+	}
+	if err := writeDuplicate(s.ctx, s.port, adu, f); err != nil {
 		return fmt.Errorf("modbus rtu slave: unit %d: %w", id, err)
 	}
 	return nil

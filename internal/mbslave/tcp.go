@@ -101,11 +101,19 @@ func (s *TCPServer) serveConn(ctx context.Context, c net.Conn) {
 			id++
 		}
 		adu := make([]byte, 0, mbapLen+len(reply))
-		adu = append(adu, hdr[0], hdr[1], 0, 0)
-		adu = binary.BigEndian.AppendUint16(adu, uint16(len(reply)+1))
+		proto = 0
+		if f.WrongProtocol {
+			proto = 1
+		}
+		adu = append(adu, hdr[0], hdr[1])
+		adu = binary.BigEndian.AppendUint16(adu, proto)
+		adu = binary.BigEndian.AppendUint16(adu, uint16(len(reply)+1+f.LengthSkew))
 		adu = append(adu, id)
 		adu = append(adu, reply...)
 		if err := writeReply(ctx, c, adu, f, 0); err != nil {
+			return
+		}
+		if err := writeDuplicate(ctx, c, adu, f); err != nil {
 			return
 		}
 	}
@@ -132,6 +140,18 @@ func writeReply(ctx context.Context, w io.Writer, adu []byte, f Fault, charTime 
 		if _, err := w.Write(p); err != nil {
 			return fmt.Errorf("write reply: %w", err)
 		}
+	}
+	return nil
+}
+
+// writeDuplicate writes adu again, in one piece, f.Duplicate after the
+// reply (nothing if f.Duplicate is 0 or ctx ends first).
+func writeDuplicate(ctx context.Context, w io.Writer, adu []byte, f Fault) error {
+	if f.Duplicate <= 0 || !sleep(ctx, f.Duplicate) {
+		return nil
+	}
+	if _, err := w.Write(adu); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("write duplicate: %w", err)
 	}
 	return nil
 }

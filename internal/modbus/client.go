@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	gmodbus "github.com/goburrow/modbus"
@@ -29,16 +30,25 @@ type transporter interface {
 	Close() error
 }
 
-// client is one bus's goburrow/modbus client: goburrow's packager
-// (framing, CRC/MBAP, exception decoding) over our transporter. Not safe
-// for concurrent use: the poller's bus goroutine owns it.
-type client struct {
+// Client is a Modbus master on one bus: goburrow/modbus's packager
+// (framing, CRC/MBAP, exception decoding) over this package's RTU or TCP
+// transporter. The Poller and the CLI (probe, scan) both use it.
+//
+// One transaction at a time: concurrent Read and WriteCoil calls are
+// serialised. Close may be called from any goroutine; a transaction in
+// progress then returns at once with an error wrapping ErrBusDown.
+type Client struct {
 	bus string
 	rtu *gmodbus.RTUClientHandler // packager when protocol is rtu
 	tcp *gmodbus.TCPClientHandler // packager when protocol is tcp
 	tr  transporter
-	mb  gmodbus.Client
+
+	mu sync.Mutex // one transaction at a time (the packager's slave id)
+	mb gmodbus.Client
 }
+
+// client is the Poller's name for Client.
+type client = Client
 
 // busTimeout is the bus's per-transaction timeout, or the protocol default.
 func busTimeout(bus config.Bus) time.Duration {
@@ -51,22 +61,22 @@ func busTimeout(bus config.Bus) time.Duration {
 	return DefaultTCPTimeout
 }
 
-// dial opens the bus's link: the serial port or the TCP connection.
-// Errors wrap ErrBusDown.
-func dial(bus config.Bus) (*client, error) {
-	timeout := busTimeout(bus)
-	c := &client{bus: bus.Name}
+// Dial opens the bus's link: the serial port (exclusively, see
+// OpenSerial) or the TCP connection, with the bus's timeout (0: the
+// protocol's default). Errors wrap ErrBusDown; a serial port another
+// process holds also wraps ErrPortInUse.
+func Dial(bus config.Bus) (*Client, error) {
+	bus.Timeout = config.Duration(busTimeout(bus))
+	c := &Client{bus: bus.Name}
 	switch bus.Protocol {
 	case "rtu":
 		port, err := OpenSerial(bus)
 		if err != nil {
 			return nil, err
 		}
-		c.rtu = gmodbus.NewRTUClientHandler(bus.Device)
-		c.tr = NewRTUTransporter(port, bus.Baud, timeout)
-		c.mb = gmodbus.NewClient2(c.rtu, c.tr)
+		return newRTUClient(bus, port), nil
 	case "tcp":
-		tr := NewTCPTransporter(bus.Address, timeout)
+		tr := NewTCPTransporter(bus.Address, bus.Timeout.D())
 		if err := tr.Connect(); err != nil {
 			return nil, err
 		}
@@ -79,9 +89,22 @@ func dial(bus config.Bus) (*client, error) {
 	return c, nil
 }
 
-func (c *client) close() error { return c.tr.Close() }
+// newRTUClient is a client of bus over port.
+func newRTUClient(bus config.Bus, port Port) *Client {
+	c := &Client{bus: bus.Name, rtu: gmodbus.NewRTUClientHandler(bus.Device), tr: NewRTUTransporter(port, bus)}
+	c.mb = gmodbus.NewClient2(c.rtu, c.tr)
+	return c
+}
 
-func (c *client) setSlave(id byte) {
+// dial is Dial for the Poller.
+func dial(bus config.Bus) (*client, error) { return Dial(bus) }
+
+// Close closes the link (see Client). Safe to call more than once.
+func (c *Client) Close() error { return c.tr.Close() }
+
+func (c *Client) close() error { return c.Close() }
+
+func (c *Client) setSlave(id byte) {
 	if c.rtu != nil {
 		c.rtu.SlaveId = id
 	} else {
@@ -89,9 +112,13 @@ func (c *client) setSlave(id byte) {
 	}
 }
 
-// read reads count registers (2 bytes each, big-endian) or count bits
-// (packed, LSB first) from table at the 0-based address addr.
-func (c *client) read(slave byte, table string, addr, count uint16) ([]byte, error) {
+// Read reads count registers (holding, input: 2 bytes each, big-endian)
+// or count bits (coil, discrete: packed, LSB first) from table at the
+// 0-based address addr of slave. Errors wrap ErrTimeout, ErrCRC, ErrFrame
+// or ErrBusDown, or are an *ExceptionError.
+func (c *Client) Read(slave byte, table string, addr, count uint16) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.setSlave(slave)
 	var b []byte
 	var err error
@@ -120,8 +147,14 @@ func (c *client) read(slave byte, table string, addr, count uint16) ([]byte, err
 	return b, nil
 }
 
-// writeCoil sets one coil (FC05) on or off.
-func (c *client) writeCoil(slave byte, addr uint16, on bool) error {
+func (c *Client) read(slave byte, table string, addr, count uint16) ([]byte, error) {
+	return c.Read(slave, table, addr, count)
+}
+
+// WriteCoil sets one coil (FC05) of slave on or off. Errors as Read's.
+func (c *Client) WriteCoil(slave byte, addr uint16, on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.setSlave(slave)
 	v := uint16(0x0000)
 	if on {
@@ -129,4 +162,8 @@ func (c *client) writeCoil(slave byte, addr uint16, on bool) error {
 	}
 	_, err := c.mb.WriteSingleCoil(addr, v)
 	return convertErr(err)
+}
+
+func (c *Client) writeCoil(slave byte, addr uint16, on bool) error {
+	return c.WriteCoil(slave, addr, on)
 }

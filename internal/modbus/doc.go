@@ -4,17 +4,34 @@
 //
 // It keeps goburrow/modbus v0.1.0's API and packagers (framing, CRC and
 // MBAP encoding, exception decoding) and replaces goburrow's transporters,
-// whose weak spots would lose or misattribute data in the field:
+// whose weak spots would lose or misattribute data in the field. Client
+// (Dial, Read, WriteCoil, Close) is the one Modbus master of hazmon: the
+// Poller and the CLI's probe and scan use it.
 //
-//   - RTUTransporter (serial port via go.bug.st/serial): discards stale
-//     input before each request, keeps the t3.5 silence between frames,
-//     reads until the reply frame is complete instead of sleeping a
-//     computed delay, returns exception replies as soon as their 5 bytes are
-//     in (also when they arrive late or in pieces), and accepts only a frame
-//     with the request's slave id, function code and a good CRC.
+//   - SerialPort (OpenSerial): a Linux tty of our own over x/sys/unix, in
+//     raw mode, non-blocking under Go's runtime poller, so every read and
+//     write ends by its deadline whatever the port does (another process
+//     reading the same device costs a timeout, never a blocked bus), and
+//     held exclusively (flock, TIOCEXCL): a second open by hazmon fails at
+//     once with ErrPortInUse.
+//   - RTUTransporter: a reply answers a request only if slave id,
+//     function (or its exception), the length the request implies and the
+//     CRC match and it arrived inside the request's window (on a real
+//     line, not before the request had left and t3.5 had passed). The
+//     adapter's echo is skipped (buses[].echo). Before a request the line
+//     must have been silent for SettleTime since the last frame and, after
+//     that slave's last transaction failed or after bytes arrived unasked,
+//     for the turnaround allowance (DefaultTurnaround); after a good reply
+//     the line must settle before Send returns, so a duplicate is drained
+//     and a different second reply makes the answer ambiguous (ErrFrame).
 //   - TCPTransporter: a deadline per transaction; replies with an older
 //     transaction id (late replies to timed-out requests) are skipped, so
-//     reads are never one behind; reconnects after I/O or framing errors.
+//     reads are never one behind; an implausible MBAP header closes the
+//     connection at once (ErrBusDown: the poller reopens the link);
+//     reconnects after I/O errors.
+//
+// Close of a client is safe from any goroutine and makes a transaction in
+// progress return at once with ErrBusDown.
 //
 // The Poller coalesces the reads of sensors of one slave, table and
 // interval whose addresses are close (config.Bus.MaxGap, default
@@ -33,10 +50,14 @@
 // 100 coalesced sensors (goburrow's packager allocates per request).
 //
 // Errors carry bus and slave context and wrap ErrTimeout, ErrCRC, ErrFrame,
-// ErrBusDown or an *ExceptionError. The limits of RTU: it has no
-// transaction id, so a late reply from the same slave with the same
-// function and length is indistinguishable from the answer; the flush before
-// each request and the late-reply guard (after a timeout, the slave's other
-// reads of that function wait one timeout past the retry) make that case
-// need a reply later than about two timeouts.
+// ErrBusDown (ErrPortInUse) or an *ExceptionError. The limits of RTU: it
+// has no transaction id, so a late reply from the same slave with the
+// same function and length is indistinguishable from the answer; the
+// turnaround drain after a failed transaction and the late-reply guard
+// (after a timeout, the slave's other reads of that function wait one
+// timeout past the retry) make that case need a reply later than about
+// two timeouts. On a pseudo-terminal (no line) and behind USB adapters that
+// hold received bytes back (a latency timer), the reply window cannot use
+// the line's timing and a duplicate must come within SettleTime to be
+// drained.
 package modbus

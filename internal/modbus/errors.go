@@ -16,7 +16,8 @@ var (
 	// ErrCRC means a reply addressed to us arrived with a bad CRC (RTU).
 	ErrCRC = errors.New("CRC mismatch")
 	// ErrFrame means the reply was malformed (bad MBAP header, wrong
-	// length, reply from the wrong unit) and was rejected.
+	// length, reply from the wrong unit), ambiguous (two different
+	// replies) or the adapter's echo was wrong, and was rejected.
 	ErrFrame = errors.New("malformed reply")
 	// ErrBusDown means the serial port or TCP connection is not usable
 	// (open/connect failed, or the link failed mid-transaction). The
@@ -25,6 +26,10 @@ var (
 	// ErrClosed is returned by Read and WriteCoil when the poller's Run
 	// has returned.
 	ErrClosed = errors.New("poller stopped")
+	// ErrPortInUse means the serial port is held by another process
+	// (another hazmon: the running agent, a scan or a probe; see
+	// OpenSerial). Errors wrapping it also wrap ErrBusDown.
+	ErrPortInUse = errors.New("serial port in use")
 )
 
 // Exception codes of the Modbus Application Protocol v1.1b3 §7.

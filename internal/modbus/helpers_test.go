@@ -83,11 +83,12 @@ func hexs(b []byte) string {
 // packager, as the poller does.
 func rtuClient(t testing.TB, dev string, baud int, timeout time.Duration) (*gmodbus.RTUClientHandler, gmodbus.Client, *RTUTransporter) {
 	t.Helper()
-	port, err := OpenSerial(config.Bus{Name: "t", Protocol: "rtu", Device: dev, Baud: baud, Parity: "E"})
+	bus := config.Bus{Name: "t", Protocol: "rtu", Device: dev, Baud: baud, Parity: "E", Timeout: config.Duration(timeout)}
+	port, err := OpenSerial(bus)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := NewRTUTransporter(port, baud, timeout)
+	tr := NewRTUTransporter(port, bus)
 	t.Cleanup(func() { tr.Close() })
 	h := gmodbus.NewRTUClientHandler(dev)
 	return h, gmodbus.NewClient2(h, tr), tr

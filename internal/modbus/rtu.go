@@ -1,74 +1,91 @@
 package modbus
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"go.bug.st/serial"
 
 	"github.com/hazmon/hazmon/internal/config"
 )
 
-// Port is the serial line of an RTU bus. go.bug.st/serial.Port satisfies it;
-// tests may pass any implementation with the same read-timeout semantics.
+// Port is the serial line of an RTU bus. *SerialPort implements it; a
+// test may pass another implementation with the same semantics.
 type Port interface {
 	io.ReadWriter
-	// SetReadTimeout bounds each following Read: a Read that waits longer
-	// returns 0, nil.
-	SetReadTimeout(d time.Duration) error
-	// ResetInputBuffer discards bytes received but not yet read.
-	ResetInputBuffer() error
+	// Close makes a Read or Write in progress return; safe from any goroutine.
+	io.Closer
+	// SetReadDeadline bounds the following Reads: a Read still waiting at
+	// t fails with an error wrapping os.ErrDeadlineExceeded.
+	SetReadDeadline(t time.Time) error
+	// SetWriteDeadline bounds the following Writes likewise.
+	SetWriteDeadline(t time.Time) error
+	// Buffered returns how many received bytes wait to be read.
+	Buffered() (int, error)
+	// HasLine reports whether the port drives a real line at its baud
+	// rate (false for a pseudo-terminal, which delivers writes at once).
+	HasLine() bool
 }
 
-// Serial line defaults applied when a config.Bus leaves them zero (the
-// config loader normally fills them): 9600 baud 8E1 is the default of the
-// Modbus over Serial Line spec v1.02 §2.5.1.
+// Echo modes of an RTU bus (config key buses[].echo), for half-duplex
+// RS-485 adapters that may receive what they transmit.
 const (
-	DefaultBaud     = 9600
-	DefaultDataBits = 8
-	DefaultParity   = "E"
-	DefaultStopBits = 1
+	// EchoAuto (the default) skips a copy of the request received ahead
+	// of the reply and learns from reads whether the adapter echoes. For
+	// FC05/FC06, whose normal reply is a copy of the request, a single
+	// copy followed by silence is the reply and two copies are echo and
+	// reply, until the reads have shown whether the adapter echoes.
+	EchoAuto = "auto"
+	// EchoOn: the adapter always echoes; the echo is skipped, and a
+	// missing or different echo (a collision on the line) fails the
+	// transaction with ErrFrame.
+	EchoOn = "on"
+	// EchoOff: no echo is expected; a copy of the request is taken for
+	// what it looks like.
+	EchoOff = "off"
 )
 
-// OpenSerial opens the RTU bus's serial port with its baud rate, data bits,
-// parity (N, E or O) and stop bits (1 or 2). Errors wrap ErrBusDown.
-func OpenSerial(bus config.Bus) (serial.Port, error) {
-	mode := &serial.Mode{BaudRate: bus.Baud, DataBits: bus.DataBits, StopBits: serial.OneStopBit}
-	if mode.BaudRate == 0 {
-		mode.BaudRate = DefaultBaud
+// Line timing of an RTU bus.
+const (
+	// DefaultTurnaround is how long the line must stay silent, after a
+	// transaction with a slave failed (timeout, damaged or unexpected
+	// frame) and after bytes that arrived unasked, before the next
+	// request to that slave goes out (config key buses[].turnaround), so
+	// that a late reply is drained instead of read as the next answer.
+	// It is the turnaround delay of Modbus over Serial Line v1.02 §2.4.1
+	// (typically 100 to 200 ms); never less than t3.5.
+	DefaultTurnaround = 100 * time.Millisecond
+	// DupGuard is the least silence after a good reply before the next
+	// request (see SettleTime): a repeater or gateway that sends a reply
+	// twice does so within a few milliseconds.
+	DupGuard = 5 * time.Millisecond
+	// dupForget is how many transactions in a row without a duplicate
+	// make a bus that sent one go back to SettleTime.
+	dupForget = 256
+)
+
+// SettleTime is how long the line must be silent after a good reply
+// before the next request goes out: t3.5 plus one character time (the
+// first byte of a frame that follows within t3.5), at least DupGuard
+// (5.16 ms at 9600 baud, 5 ms from 19200 up). A second copy of the reply
+// arriving in that time is drained (and a different second reply fails
+// the transaction), so it cannot answer the next request; it costs about
+// 2.5 % of a 9600-baud line's throughput over the bare t3.5.
+func SettleTime(baud int) time.Duration {
+	return max(FrameGap(baud)+CharTime(baud), DupGuard)
+}
+
+// turnaround is the bus's turnaround allowance: config.Bus.Turnaround or
+// DefaultTurnaround, never less than t3.5.
+func turnaround(bus config.Bus) time.Duration {
+	d := DefaultTurnaround
+	if bus.Turnaround > 0 {
+		d = bus.Turnaround.D()
 	}
-	if mode.DataBits == 0 {
-		mode.DataBits = DefaultDataBits
-	}
-	parity := bus.Parity
-	if parity == "" {
-		parity = DefaultParity
-	}
-	switch strings.ToUpper(parity) {
-	case "N":
-		mode.Parity = serial.NoParity
-	case "E":
-		mode.Parity = serial.EvenParity
-	case "O":
-		mode.Parity = serial.OddParity
-	default:
-		return nil, fmt.Errorf("open %s: parity %q (want N, E or O)", bus.Device, bus.Parity)
-	}
-	switch bus.StopBits {
-	case 0, 1:
-	case 2:
-		mode.StopBits = serial.TwoStopBits
-	default:
-		return nil, fmt.Errorf("open %s: stop bits %d (want 1 or 2)", bus.Device, bus.StopBits)
-	}
-	p, err := serial.Open(bus.Device, mode)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %v", ErrBusDown, bus.Device, err)
-	}
-	return p, nil
+	return max(d, FrameGap(bus.Baud))
 }
 
 // CharTime is the time of one RTU character on the wire: 11 bits (start, 8
@@ -95,38 +112,84 @@ func FrameGap(baud int) time.Duration {
 }
 
 // RTUTransporter is a goburrow/modbus Transporter for Modbus RTU over a
-// serial port. Unlike goburrow's own it discards stale input before each
-// request, keeps the t3.5 silence between frames, reads until the reply
-// frame is complete (no fixed sleep), returns exception replies as soon as
-// their 5 bytes are in, and accepts only a frame with the request's slave
-// id, function code and a good CRC, so a late reply to an earlier request
-// is never taken as the answer to a later one. It is safe for concurrent
-// use (one transaction at a time), but the Poller is its only user.
+// serial port. A reply is the answer to a request only if it has the
+// request's slave id, function code (or its exception), the length the
+// request implies and a good CRC, and arrived inside the request's
+// window; a transaction ends by its deadline whatever the port does:
+//
+//   - Before a request the line must be quiet: silent for SettleTime since
+//     the last frame (at least t3.5), and for the turnaround allowance
+//     since the slave's last failed transaction or since any byte that
+//     arrived unasked; what arrives meanwhile is read and discarded.
+//   - On a real line (Port.HasLine) a frame of L bytes read before the
+//     request's end on the wire + t3.5 + L character times cannot be the
+//     answer (an adapter's echo, a late frame) and is skipped. A
+//     pseudo-terminal has no line: there the window opens when the write
+//     returns.
+//   - The adapter's echo of the request is skipped (see EchoAuto).
+//   - After a good reply the line must be silent for SettleTime before
+//     Send returns: a duplicate of the reply is drained; a different
+//     second reply makes the answer ambiguous (ErrFrame). Once a bus has
+//     sent a duplicate, the settle time is twice the gap seen before the
+//     copy plus 2 ms (at most the turnaround allowance) until dupForget
+//     transactions in a row come without one.
+//
+// Send is for one goroutine at a time (concurrent calls are serialised);
+// Close may be called from any goroutine and makes a Send in progress
+// return at once with an error wrapping ErrBusDown.
 type RTUTransporter struct {
-	port    Port
-	baud    int
-	gap     time.Duration
-	char    time.Duration
-	timeout time.Duration
+	port       Port
+	line       bool
+	gap        time.Duration
+	char       time.Duration
+	settle     time.Duration
+	turnaround time.Duration
+	echo       string
+	closed     atomic.Bool
 
 	mu      sync.Mutex
-	lastEnd time.Time // when the line last went quiet (our request or received bytes)
-	buf     [2 * rtuMaxADU]byte
+	timeout time.Duration
+	lastRx  time.Time      // when the last byte was read
+	lastTx  time.Time      // when our last request left the wire
+	failed  [256]time.Time // per slave: when its last transaction failed (zero: it did not)
+	echoes  int8           // EchoAuto: +1 the adapter echoes, -1 it does not, 0 not known yet
+	clean   int            // EchoAuto: reads in a row without an echo while echoes is +1
+	dupWait time.Duration  // settle time learnt from duplicates (0: none seen lately)
+	noDup   int            // transactions since the last duplicate
+	lastOK  bool           // the last transaction was answered
+	rx      rxBuf
+	reply   [rtuMaxADU]byte
 }
 
 const (
 	rtuMaxADU       = 256 // max RTU frame, Modbus over Serial Line v1.02 §2.5.1.1
 	rtuExceptionLen = 5   // slave, fc|0x80, code, CRC
+	// echoUnlearn is how many reads in a row without an echo make
+	// EchoAuto conclude that an adapter seen echoing no longer does.
+	echoUnlearn = 3
 )
 
-// NewRTUTransporter returns a transporter over port at baud (used for the
-// t3.5 silence); timeout bounds each transaction from the end of the
-// request to the end of the reply.
-func NewRTUTransporter(port Port, baud int, timeout time.Duration) *RTUTransporter {
+// NewRTUTransporter returns a transporter over port with the bus's baud
+// rate (for t3.5 and the reply window), timeout (from the end of the
+// request to the end of the reply; 0: DefaultRTUTimeout), echo mode ("":
+// EchoAuto) and turnaround allowance (0: DefaultTurnaround).
+func NewRTUTransporter(port Port, bus config.Bus) *RTUTransporter {
+	baud := bus.Baud
 	if baud <= 0 {
 		baud = DefaultBaud
 	}
-	return &RTUTransporter{port: port, baud: baud, gap: FrameGap(baud), char: CharTime(baud), timeout: timeout}
+	timeout := bus.Timeout.D()
+	if timeout <= 0 {
+		timeout = DefaultRTUTimeout
+	}
+	echo := bus.Echo
+	if echo == "" {
+		echo = EchoAuto
+	}
+	b := bus
+	b.Baud = baud
+	return &RTUTransporter{port: port, line: port.HasLine(), gap: FrameGap(baud), char: CharTime(baud),
+		settle: SettleTime(baud), turnaround: turnaround(b), echo: echo, timeout: timeout, lastRx: time.Now()}
 }
 
 // SetTimeout changes the per-transaction timeout.
@@ -136,175 +199,163 @@ func (t *RTUTransporter) SetTimeout(d time.Duration) {
 	t.mu.Unlock()
 }
 
-// Close closes the port if it is an io.Closer.
+// Close closes the port. It does not wait for a Send in progress, which
+// returns at once with an error wrapping ErrBusDown; later Sends fail
+// likewise. Safe to call more than once, from any goroutine.
 func (t *RTUTransporter) Close() error {
-	if c, ok := t.port.(io.Closer); ok {
-		return c.Close()
+	if !t.closed.CompareAndSwap(false, true) {
+		return nil
 	}
-	return nil
+	return t.port.Close()
 }
 
-// Send writes the request ADU and returns the matching reply ADU. Errors
-// wrap ErrTimeout (no valid reply in time), ErrCRC (a reply for us with a
-// bad CRC) or ErrBusDown (the port failed).
+// Send writes the request ADU and returns the reply ADU that answers it.
+// Errors wrap ErrTimeout (no valid reply in time), ErrCRC (a reply for us
+// with a bad CRC, and nothing better within the turnaround allowance),
+// ErrFrame (a wrong or missing echo, two different replies) or
+// ErrBusDown (the port failed or was closed, or the line never went
+// quiet).
 func (t *RTUTransporter) Send(req []byte) ([]byte, error) {
-	if len(req) < 4 {
+	if len(req) < 4 || len(req) > rtuMaxADU {
 		return nil, fmt.Errorf("%w: request of %d bytes", ErrFrame, len(req))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-
-	if err := t.flush(); err != nil {
+	if t.closed.Load() {
+		return nil, errPortClosed
+	}
+	if err := t.quiet(req[0]); err != nil {
 		return nil, err
 	}
-	// t3.5: the request must not start until the line has been quiet for
-	// one frame gap since the last frame ended.
-	if wait := time.Until(t.lastEnd.Add(t.gap)); wait > 0 {
-		time.Sleep(wait)
-	}
 	start := time.Now()
+	if err := t.port.SetWriteDeadline(start.Add(t.timeout)); err != nil {
+		return nil, t.linkErr("set write deadline", err)
+	}
 	if _, err := t.port.Write(req); err != nil {
-		return nil, fmt.Errorf("%w: write: %v", ErrBusDown, err)
+		return nil, t.linkErr("write", err)
 	}
 	// The UART is still shifting the request out when Write returns.
 	txEnd := start.Add(time.Duration(len(req)) * t.char)
-	t.lastEnd = txEnd
-	deadline := txEnd.Add(t.timeout)
-	frame, err := t.readReply(req, deadline)
+	t.lastTx = txEnd
+	ex := exchange{t: t, req: req, start: start, deadline: txEnd.Add(t.timeout), open: time.Now()}
+	if t.line {
+		ex.open = txEnd.Add(t.gap)
+	}
+	frame, err := ex.run()
+	t.lastOK = err == nil
 	if err != nil {
+		if !errors.Is(err, ErrBusDown) {
+			t.failed[req[0]] = ex.failAt
+		}
 		return nil, err
 	}
-	out := make([]byte, len(frame))
-	copy(out, frame)
-	return out, nil
+	t.failed[req[0]] = time.Time{}
+	return append([]byte(nil), frame...), nil
 }
 
-// flush discards whatever is waiting in the input: bytes of a reply that
-// arrived after its request had timed out, or line noise.
-func (t *RTUTransporter) flush() error {
-	if err := t.port.ResetInputBuffer(); err != nil {
-		return fmt.Errorf("%w: flush: %v", ErrBusDown, err)
+var errPortClosed = fmt.Errorf("%w: port closed", ErrBusDown)
+
+// linkErr wraps a port error in ErrBusDown.
+func (t *RTUTransporter) linkErr(op string, err error) error {
+	switch {
+	case t.closed.Load() || errors.Is(err, os.ErrClosed):
+		return errPortClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w: %s did not complete in %v", ErrBusDown, op, t.timeout)
 	}
-	if err := t.port.SetReadTimeout(0); err != nil {
-		return fmt.Errorf("%w: set read timeout: %v", ErrBusDown, err)
+	return fmt.Errorf("%w: %s: %v", ErrBusDown, op, err)
+}
+
+// readBy reads into b until deadline: (0, nil) when nothing came by
+// then, an error wrapping ErrBusDown when the port failed.
+func (t *RTUTransporter) readBy(b []byte, deadline time.Time) (int, error) {
+	if err := t.port.SetReadDeadline(deadline); err != nil {
+		return 0, t.linkErr("set read deadline", err)
 	}
-	for range 64 { // bounded: a babbling line cannot hold us here
-		n, err := t.port.Read(t.buf[:])
-		if err != nil {
-			return fmt.Errorf("%w: flush: %v", ErrBusDown, err)
+	n, err := t.port.Read(b)
+	if n > 0 {
+		t.lastRx = time.Now()
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		if n > 0 {
+			return n, nil // the error comes back on the next read
 		}
-		if n == 0 {
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w: read: end of file (device unplugged?)", ErrBusDown)
+		}
+		return 0, t.linkErr("read", err)
+	}
+	return n, nil
+}
+
+// quiet waits until a request to slave may go out (see RTUTransporter),
+// discarding what arrives meanwhile. It gives up with ErrBusDown when the
+// line does not go quiet within the timeout.
+func (t *RTUTransporter) quiet(slave byte) error {
+	now := time.Now()
+	since := later(t.lastRx, t.lastTx)
+	need := t.settleTime()
+	if f := t.failed[slave]; !f.IsZero() {
+		since, need = later(since, f), t.turnaround
+	}
+	limit := now.Add(t.timeout + need)
+	discarded := 0
+	scratch := t.rx.b[:] // free between transactions
+	for {
+		pending, err := t.port.Buffered()
+		if err != nil {
+			return t.linkErr("input queue", err)
+		}
+		wait := since.Add(need).Sub(now)
+		if pending == 0 && wait <= 0 {
 			return nil
 		}
-		t.lastEnd = time.Now()
-	}
-	return nil
-}
-
-// readReply reads until a frame answering req is complete or the deadline
-// passes. Frames for other slaves or functions and noise are skipped.
-func (t *RTUTransporter) readReply(req []byte, deadline time.Time) ([]byte, error) {
-	n := 0
-	badCRC := false
-	for {
-		frame, bad := matchReply(req, t.buf[:n])
-		if frame != nil {
-			return frame, nil
+		if now.After(limit) {
+			return fmt.Errorf("%w: line not silent for %v within %v (%d bytes discarded: another master on the line?)",
+				ErrBusDown, need, t.timeout+need, discarded)
 		}
-		badCRC = badCRC || bad
-		wait := time.Until(deadline)
-		quiet := max(4*t.gap, 20*time.Millisecond)
-		if badCRC && wait > quiet {
-			// A frame for us came in damaged; if nothing follows within a
-			// short quiet time, report it now rather than at the timeout.
-			wait = quiet
+		if pending > 0 || wait < time.Millisecond {
+			wait = time.Millisecond // read what is there now
 		}
-		if wait <= 0 {
-			return nil, t.failure(n, badCRC)
-		}
-		if n == len(t.buf) {
-			// Noise filled the buffer: keep the newest half.
-			copy(t.buf[:], t.buf[rtuMaxADU:])
-			n = rtuMaxADU
-		}
-		if err := t.port.SetReadTimeout(wait); err != nil {
-			return nil, fmt.Errorf("%w: set read timeout: %v", ErrBusDown, err)
-		}
-		m, err := t.port.Read(t.buf[n:])
+		n, err := t.readBy(scratch, now.Add(wait))
 		if err != nil {
-			return nil, fmt.Errorf("%w: read: %v", ErrBusDown, err)
+			return err
 		}
-		if m == 0 {
-			if badCRC || !time.Now().Before(deadline) {
-				t.lastEnd = time.Now()
-				return nil, t.failure(n, badCRC)
+		now = time.Now()
+		if n > 0 {
+			// Bytes nobody asked for: a late or repeated frame. Let its
+			// sender finish before talking on the line.
+			if gap := now.Sub(since); t.lastOK && discarded == 0 && gap < 4*t.settle {
+				t.sawDuplicate(gap) // most likely a copy of the last reply, just too late
 			}
-			continue
+			discarded += n
+			since, need = now, t.turnaround
 		}
-		n += m
-		t.lastEnd = time.Now()
 	}
 }
 
-func (t *RTUTransporter) failure(n int, badCRC bool) error {
-	switch {
-	case badCRC:
-		return fmt.Errorf("%w in reply", ErrCRC)
-	case n > 0:
-		return fmt.Errorf("%w: no valid reply in %v (%d bytes of other frames or noise discarded)", ErrTimeout, t.timeout, n)
-	}
-	return fmt.Errorf("%w: no reply in %v", ErrTimeout, t.timeout)
+// settleTime is the silence required after a good reply: SettleTime, or
+// longer on a bus that sent duplicates lately.
+func (t *RTUTransporter) settleTime() time.Duration { return max(t.settle, t.dupWait) }
+
+// sawDuplicate learns from a copy of a reply that came gap after it.
+func (t *RTUTransporter) sawDuplicate(gap time.Duration) {
+	t.dupWait = min(max(t.dupWait, 2*gap+2*time.Millisecond), t.turnaround)
+	t.noDup = 0
 }
 
-// matchReply looks in buf for a complete frame answering req: same slave
-// id, the request's function code (length from the byte count or the
-// function) or its exception (5 bytes), and a good CRC. badCRC reports a
-// complete frame that starts the buffer and matches the header but fails
-// the CRC.
-func matchReply(req, buf []byte) (frame []byte, badCRC bool) {
-	slave, fc := req[0], req[1]
-	for off := 0; off+2 <= len(buf); off++ {
-		if buf[off] != slave {
-			continue
-		}
-		var size int
-		switch buf[off+1] {
-		case fc | 0x80:
-			size = rtuExceptionLen
-		case fc:
-			size = replySize(req, buf[off:])
-		default:
-			continue
-		}
-		if size <= 0 || off+size > len(buf) {
-			continue
-		}
-		f := buf[off : off+size]
-		if crcOK(f) {
-			return f, false
-		}
-		if off == 0 {
-			badCRC = true
-		}
+// answered counts a transaction that settled without a duplicate.
+func (t *RTUTransporter) answered() {
+	if t.noDup++; t.noDup >= dupForget {
+		t.dupWait = 0
 	}
-	return nil, badCRC
 }
 
-// replySize is the length of the normal reply to req whose start is in b
-// (b[0] slave, b[1] function), or 0 if not known yet.
-func replySize(req, b []byte) int {
-	switch req[1] {
-	case 0x01, 0x02, 0x03, 0x04, 0x17: // byte count follows the function code
-		if len(b) < 3 {
-			return 0
-		}
-		return 5 + int(b[2])
-	case 0x05, 0x06, 0x0F, 0x10: // echo of address and value/quantity
-		return 8
-	case 0x16: // mask write: address, AND mask, OR mask
-		return 10
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	return 0
+	return b
 }
 
 // crcOK checks the Modbus CRC-16 (poly 0xA001, init 0xFFFF, low byte first)
