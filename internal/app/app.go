@@ -199,7 +199,8 @@ func (a *App) Run(ctx context.Context) error {
 	coreDone := a.spawn("safety core", func() error { return a.core.Run(coreCtx) })
 	a.mu.Lock()
 	a.life = life
-	a.startPlant(life, a.pl)
+	a.startLanes(life, a.pl)
+	a.startSources(life, a.pl)
 	a.mu.Unlock()
 	var aux sync.WaitGroup // supervisor, state writer, recorder, loss reports, clock watch, watchdog
 	auxCtx, stopAux := context.WithCancel(life)

@@ -238,18 +238,21 @@ func usesGPIO(cfg *config.Config) bool {
 		slices.ContainsFunc(cfg.Outputs, func(o config.Output) bool { return o.GPIO != nil })
 }
 
-// start runs every part of the plant not yet running, lanes first (a coil
-// lane queues its cut on the bus as soon as the poller runs), under ctx,
-// and points every bus route at its poller.
-func (a *App) startPlant(ctx context.Context, p *plant) {
-	for name, r := range p.routes {
-		r.set(p.pollers[name].poller)
-	}
+// startLanes runs the plant's lanes not yet running, under ctx.
+func (a *App) startLanes(ctx context.Context, p *plant) {
 	for name, lp := range p.lanes {
 		if !lp.started {
 			lp.started = true
 			lp.part = a.spawnPart(ctx, "output "+name, lp.lane.Run)
 		}
+	}
+}
+
+// startSources points every bus route at its poller and runs the plant's
+// pollers and inputs not yet running, under ctx.
+func (a *App) startSources(ctx context.Context, p *plant) {
+	for name, r := range p.routes {
+		r.set(p.pollers[name].poller)
 	}
 	for name, bp := range p.pollers {
 		if !bp.started {
@@ -265,11 +268,10 @@ func (a *App) startPlant(ctx context.Context, p *plant) {
 	}
 }
 
-// retire stops the parts of old that next does not take over: their lanes
-// are cut and confirmed first (through old's pollers, still running), then
-// the lanes, pollers and inputs stop and their sources close. It returns
-// the error of lanes not confirmed cut.
-func (a *App) retire(ctx context.Context, old, next *plant) error {
+// retireLanes cuts and confirms the lanes of old that next does not take
+// over (through the buses, still polling), then stops them. It returns the
+// error of lanes not confirmed cut.
+func (a *App) retireLanes(ctx context.Context, old, next *plant) error {
 	var errs []error
 	for name, lp := range old.lanes {
 		if next.lane(name) == lp {
@@ -280,28 +282,36 @@ func (a *App) retire(ctx context.Context, old, next *plant) error {
 		}
 		lp.stop()
 	}
-	for name, bp := range old.pollers {
-		if next.bus(name) == bp {
-			continue
-		}
-		bp.stop()
-		if bp.src != nil {
-			bp.src.Close()
-		}
-	}
-	for id, ip := range old.inputs {
-		if next.input(id) == ip {
-			continue
-		}
-		ip.stop()
-		if ip.src != nil {
-			ip.src.Close()
-		}
-	}
 	if len(errs) > 0 {
 		return fmt.Errorf("outputs: %w", joinErrs(errs))
 	}
 	return nil
+}
+
+// retireInputs stops the GPIO inputs of old that next does not take over
+// (a line serves one request at a time) and closes their sources.
+func (a *App) retireInputs(old, next *plant) {
+	for id, ip := range old.inputs {
+		if next.input(id) != ip {
+			ip.stop()
+			if ip.src != nil {
+				ip.src.Close()
+			}
+		}
+	}
+}
+
+// retirePollers stops the pollers of old that next does not take over and
+// closes their sources.
+func (a *App) retirePollers(old, next *plant) {
+	for name, bp := range old.pollers {
+		if next.bus(name) != bp {
+			bp.stop()
+			if bp.src != nil {
+				bp.src.Close()
+			}
+		}
+	}
 }
 
 // discard releases the parts of a plant that was built but never used

@@ -32,13 +32,14 @@ var ErrRestartNeeded = errors.New("restart needed")
 //     reload begins stays cut while what cut it under the old rules still
 //     stands (a moved, renamed or removed rule or sensor never restores
 //     power: `hazmon output restore` lifts the hold once safe);
-//  3. outputs the new file moves or removes are cut and confirmed through
-//     the old buses, which meanwhile keep polling into the new rules;
-//  4. the old parts stop and the new ones start.
+//  3. new pollers start beside the old ones, outputs the new file moves or
+//     removes are cut and confirmed, their new lanes start, and the old
+//     pollers stop.
 //
-// Readings of sensors on an unchanged bus are evaluated throughout; those
-// on a changed bus pause from its old poller's stop to its new poller's
-// first reading (one bus timeout plus one poll). A reload is refused once
+// Readings are evaluated throughout: a changed TCP bus is read by its old
+// and its new poller for a moment; an RTU port (and a GPIO line) serves one
+// at a time, so its sensors pause from the old poller's stop to the new
+// one's first reading (one transaction plus the reopen backoff, ~0.1 s). A reload is refused once
 // shutdown began and while an output test runs. The buffer and the
 // publisher are not touched: nothing buffered is lost.
 //
@@ -90,17 +91,30 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	}
 	a.log.Info("reload: new rules in force; handing over the hardware",
 		"file", a.opts.ConfigPath, "buses", len(next.Buses), "sensors", len(next.Sensors), "outputs", len(next.Outputs))
+	// The hand-over: old inputs whose line a new one takes stop first; new
+	// pollers start beside the old ones (the sensors of a changed bus are
+	// read throughout, over TCP; an RTU port opens once the old poller lets
+	// it go); outputs the new file moves or removes are cut and confirmed,
+	// then their new lanes start; then the old pollers stop.
+	a.retireInputs(old, np)
+	a.mu.Lock()
+	life := a.life
+	a.mu.Unlock()
+	if life != nil {
+		a.startSources(life, np)
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.CutTimeout)
-	if err := a.retire(cctx, old, np); err != nil {
+	if err := a.retireLanes(cctx, old, np); err != nil {
 		a.log.Error("reload: outputs the new file moves or removes were not all confirmed cut", "err", err)
 	}
 	cancel()
+	if life != nil {
+		a.startLanes(life, np)
+	}
+	a.retirePollers(old, np)
 	a.mu.Lock()
 	a.pl = np
 	a.plantNow.Store(np)
-	if a.life != nil {
-		a.startPlant(a.life, np)
-	}
 	a.mu.Unlock()
 	if pub := a.publisher(); pub != nil {
 		pub.SetSensors(sensorIDs(next))

@@ -76,18 +76,20 @@ type safetyConfig struct {
 	Rules    string // the sensors' rule lines; default: CH4-101 on the coal-face preset
 	Timeout  string // bus timeout, default 300ms
 	Interval string // sensor interval, default 200ms
+	GasBus   string // the gas bus's YAML mapping; default a TCP bus on Addr
 	Extra    string // more YAML appended
 }
 
 func (c safetyConfig) yaml() string {
 	rules := or(c.Rules, `    location: coal_face
     cut_outputs: [breaker-3]`)
+	gas := or(c.GasBus, fmt.Sprintf("{name: gas, protocol: tcp, address: %q, timeout: %s}", c.Addr, or(c.Timeout, "300ms")))
 	return fmt.Sprintf(`agent: {id: %s, site: %s, data_dir: %q}
 mqtt: {brokers: [%q], keepalive: 3s, connect_timeout: 2s, publish_timeout: 3s}
 control: {socket: %q}
 log: {level: debug, format: json}
 buses:
-  - {name: gas, protocol: tcp, address: %q, timeout: %s}
+  - %s
   - {name: act, protocol: tcp, address: %q, timeout: %s}
 outputs:
   - {name: breaker-3, modbus: {bus: act, slave: %d, coil: %d}}
@@ -105,7 +107,7 @@ sensors:
 %s
   - {id: CH4-102, type: methane, bus: gas, slave: %d, table: holding, address: 1, scale: 0.01, unit: "%%CH4", interval: %s, range: [0, 4]}
 %s`, gateID, site, c.DataDir, c.Broker, c.Socket,
-		c.Addr, or(c.Timeout, "300ms"), c.Addr, or(c.Timeout, "300ms"), breakerUnit, breakerCoil,
+		gas, c.Addr, or(c.Timeout, "300ms"), breakerUnit, breakerCoil,
 		gasUnit, or(c.Interval, "200ms"), rules, gasUnit, or(c.Interval, "200ms"), c.Extra)
 }
 
