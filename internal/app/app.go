@@ -215,6 +215,7 @@ func (a *App) Run(ctx context.Context) error {
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
 	if runErr == nil && a.publisher() != nil {
+		a.retainAlarms(a.core.ActiveAlarms(), time.Now()) // re-announced on start, empty or not
 		pubDone = a.spawn("publisher", func() error { return a.publisher().Run(pubCtx) })
 	}
 	recCtx, stopRec := context.WithCancel(life)

@@ -36,6 +36,7 @@ func (a *App) record(ctx context.Context) {
 
 func (a *App) recordItems(items []safety.Item) {
 	pub := a.publisher()
+	alarms := false
 	for i := range items {
 		it := &items[i]
 		switch it.Kind {
@@ -51,13 +52,38 @@ func (a *App) recordItems(items []safety.Item) {
 			al := alarmPayload(it.Alarm)
 			a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID, "reason", al.Reason)
 			a.append(store.Alarm, it.Alarm.Time, al)
-			a.state.setAlarms(a.core.ActiveAlarms())
+			alarms = true
 		case safety.ItemEvent:
 			e := eventPayload(it.Event)
 			a.log.Info("event", "type", e.Type, "detail", e.Detail)
 			a.append(store.Event, it.Event.Time, e)
 		}
 	}
+	if alarms {
+		active := a.core.ActiveAlarms()
+		a.state.setAlarms(active)
+		a.retainAlarms(active, time.Now())
+	}
+}
+
+// retainAlarms makes the active alarms the retained …/alarms message.
+func (a *App) retainAlarms(active []safety.Alarm, now time.Time) {
+	pub := a.publisher()
+	if pub == nil {
+		return
+	}
+	cfg := a.current().cfg
+	msg := contract.ActiveAlarms{V: contract.Version, Agent: cfg.Agent.ID, Site: cfg.Agent.Site, TS: now.UnixMilli(),
+		Alarms: make([]contract.Alarm, 0, len(active))}
+	for _, al := range active {
+		msg.Alarms = append(msg.Alarms, alarmPayload(al))
+	}
+	b, err := contract.Marshal(msg)
+	if err != nil {
+		a.log.Error("encode the active alarms", "err", err)
+		return
+	}
+	pub.SetRetained(contract.KindAlarms, b)
 }
 
 // append queues a record of stream without waiting for the disk. A record

@@ -263,16 +263,22 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	}
 	bank.SetHolding(1, 0, 40)
 	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return len(a.core.ActiveAlarms()) == 0 })
+	// The cleared records are committed by the buffer's writer after the
+	// core cleared the alarms: wait for them, do not race the commit.
 	cleared := map[string]string{}
-	for _, raw := range strings.Split(strings.TrimSpace(bufferedAlarms(t, a)), "\n") {
-		var al contract.Alarm
-		if err := json.Unmarshal([]byte(raw), &al); err != nil {
-			t.Fatal(err)
+	waitFor(t, 5*time.Second, "cleared alarms committed", func() bool {
+		clear(cleared)
+		for _, raw := range strings.Split(strings.TrimSpace(bufferedAlarms(t, a)), "\n") {
+			var al contract.Alarm
+			if err := json.Unmarshal([]byte(raw), &al); err != nil {
+				t.Fatal(err)
+			}
+			if al.State == "cleared" {
+				cleared[al.Sensor+"/"+al.Level] = al.AlarmID
+			}
 		}
-		if al.State == "cleared" {
-			cleared[al.Sensor+"/"+al.Level] = al.AlarmID
-		}
-	}
+		return len(cleared) >= len(raisedIDs)
+	})
 	for k, id := range raisedIDs {
 		if cleared[k] != id {
 			t.Errorf("%s: raised as %s, cleared as %q", k, id, cleared[k])

@@ -30,6 +30,7 @@ const (
 	KindEvent     = "event"     // QoS 1, not retained, own seq
 	KindStatus    = "status"    // QoS 1, retained; LWT = offline
 	KindCurrent   = "current"   // QoS 1, retained, latest reading per sensor
+	KindAlarms    = "alarms"    // QoS 1, retained, the active alarms
 )
 
 // Event types carried in Event.Type.
@@ -177,6 +178,20 @@ type Current struct {
 	Readings []Reading `json:"readings"`
 }
 
+// ActiveAlarms is the retained payload of {prefix}/{site}/{agent}/alarms:
+// every alarm raised and not yet cleared, republished on every change and
+// every connect (an empty list when none). A consumer that starts, or an
+// agent that restarts, has the active set here without replaying history.
+// Each alarm is as published on the alarm topic, without v, seq, agent and
+// site.
+type ActiveAlarms struct {
+	V      int     `json:"v"`
+	Agent  string  `json:"agent"`
+	Site   string  `json:"site"`
+	TS     int64   `json:"ts"` // when the set last changed, unix ms
+	Alarms []Alarm `json:"alarms"`
+}
+
 // Marshal encodes a payload after checking every float is finite.
 // It accepts the payload types of this package (value or pointer).
 func Marshal(v any) ([]byte, error) {
@@ -215,6 +230,12 @@ func checkFinite(v any) error {
 		}
 	case *Current:
 		return checkFinite(*x)
+	case ActiveAlarms:
+		for _, a := range x.Alarms {
+			if err := checkFinite(a); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -188,10 +188,13 @@ type Publisher struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	link    Link
-	current map[string]contract.Reading
-	dirty   bool
+	mu       sync.Mutex
+	link     Link
+	current  map[string]contract.Reading
+	dirty    bool
+	retained retainedSet   // guarded by mu (retained.go)
+	// retainedCh wakes the session when a retained payload changed.
+	retainedCh chan struct{}
 }
 
 // New returns a Publisher for st. It does not connect.
@@ -203,7 +206,7 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 		return nil, errors.New("publish: site and agent id are required")
 	}
 	opts.defaults()
-	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}}, nil
+	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1)}, nil
 }
 
 // Topic returns the topic of a message kind for this agent.
@@ -408,6 +411,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOnline)); err != nil {
 		return fmt.Errorf("publish status online: %w", err)
 	}
+	p.markRetained()
+	p.publishRetained(c)
 	// Telemetry committed up to now was buffered while there was no live
 	// session: messages carrying any of it are "historical".
 	liveAfter, err := p.st.LastID(store.Telemetry)
@@ -489,6 +494,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			storeRetry = nil
 		case <-tick.C:
 			p.publishCurrent(c)
+		case <-p.retainedCh:
+			p.publishRetained(c)
 		}
 	}
 }
