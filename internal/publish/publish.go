@@ -192,7 +192,7 @@ type Publisher struct {
 	link     Link
 	current  map[string]contract.Reading
 	dirty    bool
-	retained retainedSet   // guarded by mu (retained.go)
+	retained retainedSet // guarded by mu (retained.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
 }
