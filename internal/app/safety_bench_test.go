@@ -118,8 +118,11 @@ func (r *benchRig) cycles(b *testing.B) {
 	}
 	b.StopTimer()
 	reportPercentiles(b, ds)
-	r.stop()
 }
+
+// takeBatchHint: beyond this many cycles the stalled recorder's outbox
+// must have overflowed (DefaultOutboxReadings readings a cycle cannot all fit).
+const takeBatchHint = safety.DefaultOutboxReadings / 3
 
 // logEverything drains the outbox and logs every item through log.
 func logEverything(log *slog.Logger) func(*safety.Outbox, context.Context) {
@@ -154,7 +157,9 @@ func (w stalledWriter) Write(p []byte) (int, error) {
 // sink that drains. Target: under 1 ms p99 on this machine; the regulation
 // allows 2 s (GB 50581-2010 §3.1.4).
 func BenchmarkSafety_ReadingToOutputWrite(b *testing.B) {
-	newBenchRig(b, logEverything(slog.New(slog.DiscardHandler))).cycles(b)
+	r := newBenchRig(b, logEverything(slog.New(slog.DiscardHandler)))
+	defer r.stop()
+	r.cycles(b)
 }
 
 // BenchmarkSafety_ReadingToOutputWriteLogStalled: the same with the log
@@ -162,8 +167,13 @@ func BenchmarkSafety_ReadingToOutputWrite(b *testing.B) {
 // outbox fills up and overflows (counted), and the cut is as fast.
 func BenchmarkSafety_ReadingToOutputWriteLogStalled(b *testing.B) {
 	w := stalledWriter{release: make(chan struct{})}
-	defer close(w.release)
-	newBenchRig(b, logEverything(slog.New(slog.NewTextHandler(w, nil)))).cycles(b)
+	r := newBenchRig(b, logEverything(slog.New(slog.NewTextHandler(w, nil))))
+	defer r.stop()
+	defer close(w.release) // before stop: the recorder is blocked in its log line
+	r.cycles(b)
+	if lost, _ := r.core.Outbox().Lost(); lost == 0 && b.N > takeBatchHint {
+		b.Fatal("the log never stalled the recorder: the benchmark measured nothing")
+	}
 }
 
 // BenchmarkSafety_ReadingToDurableAlarm: a reading crossing the cut-off
