@@ -151,6 +151,16 @@ func FormatMessage(topic string, payload []byte, at time.Time) string {
 			}
 			fmt.Fprintf(&b, " seq=%d", m.Seq)
 		}
+	case "alarms":
+		var m struct {
+			Alarms []alarm `json:"alarms"`
+		}
+		if ok = json.Unmarshal(payload, &m) == nil; ok {
+			fmt.Fprintf(&b, "active alarms: %d", len(m.Alarms))
+			for _, a := range m.Alarms {
+				b.WriteString(" " + a.Sensor + "/" + a.Level)
+			}
+		}
 	case "event":
 		var m event
 		if ok = json.Unmarshal(payload, &m) == nil; ok {
