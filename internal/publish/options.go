@@ -1,0 +1,152 @@
+package publish
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/contract"
+)
+
+// Defaults of Options.
+const (
+	DefaultKeepAlive      = 30 * time.Second // MQTT keepalive; the LWT fires within 1.5× this (M4)
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultPublishTimeout = 10 * time.Second // wait for one PUBACK
+	DefaultWindow         = 16               // publishes in flight
+	DefaultWindowBytes    = 64 << 10         // payload bytes in flight (at least one message)
+	DefaultBatchMax       = 200              // readings per telemetry message
+	DefaultBatchBytes     = 64 << 10         // encoded readings per telemetry message
+	DefaultBackoffMin     = time.Second
+	DefaultBackoffMax     = time.Minute
+	CurrentInterval       = time.Second // the current snapshot is refreshed at most this often
+)
+
+// ErrPubackTimeout means a PUBACK did not come within PublishTimeout: the
+// link is treated as dead and dropped.
+var ErrPubackTimeout = errors.New("no PUBACK within the publish timeout")
+
+// Options configures a Publisher. Brokers, Site and Agent are required.
+type Options struct {
+	Brokers        []string // tried in order: tcp://host:1883, ssl://host:8883
+	ClientID       string   // default "hazmon-<site>-<agent>"
+	Username       string
+	PasswordFile   string      // read at each connect; never logged
+	TLS            *tls.Config // nil: from the broker URL scheme, system roots
+	TopicPrefix    string      // default contract.DefaultTopicPrefix
+	Site, Agent    string
+	Version        string   // agent version, in status
+	Sensors        []string // sensor ids, in status
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration
+	PublishTimeout time.Duration
+	// Window bounds the publishes waiting for a PUBACK, WindowBytes their
+	// payload bytes (one message is always allowed). Together with
+	// RateBytes they pace a replay so that a slow uplink is never queued
+	// for longer than PublishTimeout and keepalive pings are not stuck
+	// behind a backlog (field case M3).
+	Window      int
+	WindowBytes int
+	// RateBytes caps the payload bytes per second sent from the buffer
+	// (0: unlimited). Set it below the uplink's capacity on slow links.
+	RateBytes  int
+	BatchMax   int
+	BatchBytes int
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	Logger     *slog.Logger
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.KeepAlive, DefaultKeepAlive)
+	def(&o.ConnectTimeout, DefaultConnectTimeout)
+	def(&o.PublishTimeout, DefaultPublishTimeout)
+	def(&o.BackoffMin, DefaultBackoffMin)
+	def(&o.BackoffMax, DefaultBackoffMax)
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.WindowBytes <= 0 {
+		o.WindowBytes = DefaultWindowBytes
+	}
+	if o.BatchMax <= 0 {
+		o.BatchMax = DefaultBatchMax
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = contract.DefaultTopicPrefix
+	}
+	if o.ClientID == "" {
+		o.ClientID = "hazmon-" + o.Site + "-" + o.Agent
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// OptionsFromConfig maps the mqtt and agent sections of the config to
+// Options (TLS files loaded, durations defaulted).
+func OptionsFromConfig(m config.MQTT, a config.Agent, version string, sensors []string) (Options, error) {
+	o := Options{
+		Brokers: m.Brokers, ClientID: m.ClientID, Username: m.Username, PasswordFile: m.PasswordFile,
+		TopicPrefix: m.TopicPrefix, Site: a.Site, Agent: a.ID, Version: version, Sensors: sensors,
+		KeepAlive: m.KeepAlive.D(), ConnectTimeout: m.ConnectTimeout.D(), PublishTimeout: m.PublishTimeout.D(),
+		BatchMax: m.BatchMax, WindowBytes: m.WindowBytes, RateBytes: m.RateBytes,
+	}
+	if m.TLS != (config.TLS{}) || anyTLS(m.Brokers) {
+		t, err := TLSConfig(m.TLS)
+		if err != nil {
+			return Options{}, err
+		}
+		o.TLS = t
+	}
+	return o, nil
+}
+
+func anyTLS(urls []string) bool {
+	for _, u := range urls {
+		if strings.HasPrefix(u, "ssl://") || strings.HasPrefix(u, "tls://") || strings.HasPrefix(u, "mqtts://") {
+			return true
+		}
+	}
+	return false
+}
+
+// TLSConfig builds a TLS 1.2+ client config: CA file (else system roots),
+// optional client certificate and key, server name. Server verification
+// stays on unless InsecureSkipVerify is set.
+func TLSConfig(c config.TLS) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls: read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt tls: ca_file %s holds no PEM certificate", c.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt tls: load client cert %s / key %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}

@@ -1,0 +1,284 @@
+package publish
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/store"
+)
+
+// Run connects, publishes and reconnects (capped exponential backoff with
+// jitter) until ctx ends; then it publishes status offline (retained),
+// disconnects and returns nil.
+func (p *Publisher) Run(ctx context.Context) error {
+	backoff := p.opts.BackoffMin
+	for {
+		c, lost, err := p.connect(ctx)
+		if err == nil {
+			backoff = p.opts.BackoffMin
+			err = p.session(ctx, c, lost)
+			if ctx.Err() != nil {
+				if !errors.Is(err, errStopped) { // session did not get to its own shutdown
+					p.goOffline(c, time.Now().Add(p.opts.PublishTimeout))
+				}
+				return nil
+			}
+			// A DISCONNECT would suppress the broker's LWT; if the link
+			// still carries anything, say offline ourselves (bounded wait).
+			// Not after a PUBACK timeout: the link has just shown it
+			// carries nothing, and the wait would only delay the reconnect
+			// (M1); the broker's LWT says offline.
+			if !errors.Is(err, ErrPubackTimeout) {
+				ctx1, cancel := context.WithTimeout(ctx, time.Second)
+				_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline))
+				cancel()
+			}
+			c.Disconnect(0)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Warn("mqtt link down", "err", err, "retry_in", backoff)
+		p.setLink(func(l *Link) {
+			if l.Connected {
+				l.Since = time.Now()
+			}
+			l.Connected, l.InFlight, l.LastError = false, 0, err.Error()
+			if l.Broker == "" {
+				l.Broker = strings.Join(p.opts.Brokers, ",") // tried, in order
+			}
+		})
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, p.opts.BackoffMax)
+	}
+}
+
+func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
+	lost := make(chan error, 1)
+	var tried sync.Mutex
+	var broker string
+	o := mqtt.NewClientOptions().
+		SetClientID(p.opts.ClientID).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetOrderMatters(true).
+		SetKeepAlive(p.opts.KeepAlive).
+		SetPingTimeout(min(p.opts.KeepAlive, 10*time.Second)).
+		SetConnectTimeout(p.opts.ConnectTimeout).
+		SetWriteTimeout(p.opts.PublishTimeout).
+		SetBinaryWill(p.Topic(contract.KindStatus), p.statusPayload(contract.StateOffline), 1, true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			select {
+			case lost <- fmt.Errorf("connection lost: %w", err):
+			default:
+			}
+		}).
+		SetConnectionAttemptHandler(func(u *url.URL, t *tls.Config) *tls.Config {
+			tried.Lock()
+			broker = u.Redacted()
+			tried.Unlock()
+			return t
+		})
+	for _, b := range p.opts.Brokers {
+		o.AddBroker(b)
+	}
+	if p.opts.TLS != nil {
+		o.SetTLSConfig(p.opts.TLS.Clone())
+	}
+	if p.opts.Username != "" {
+		o.SetUsername(p.opts.Username)
+	}
+	if p.opts.PasswordFile != "" {
+		pw, err := os.ReadFile(p.opts.PasswordFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mqtt: read password_file: %w", err)
+		}
+		o.SetPassword(strings.TrimRight(string(pw), "\r\n"))
+	}
+	c := mqtt.NewClient(o)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		c.Disconnect(0)
+		return nil, nil, ctx.Err()
+	case <-time.After(p.opts.ConnectTimeout*time.Duration(len(p.opts.Brokers)) + time.Second):
+		c.Disconnect(0)
+		return nil, nil, fmt.Errorf("mqtt connect %s: timed out", strings.Join(p.opts.Brokers, ","))
+	}
+	tried.Lock()
+	url := broker
+	tried.Unlock()
+	if err := tok.Error(); err != nil {
+		return nil, nil, fmt.Errorf("mqtt connect %s: %w", strings.Join(p.opts.Brokers, ","), err)
+	}
+	p.log.Info("mqtt connected", "broker", url, "client_id", p.opts.ClientID)
+	p.setLink(func(l *Link) { *l = Link{Connected: true, Broker: url, Since: time.Now()} })
+	return c, lost, nil
+}
+
+type flight struct {
+	msg store.Message
+	tok mqtt.Token
+	at  time.Time
+}
+
+// session runs one connection: status online, then the ordered drain.
+// It returns the reason the connection must be dropped.
+func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan error) error {
+	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOnline)); err != nil {
+		return fmt.Errorf("publish status online: %w", err)
+	}
+	p.markRetained()
+	p.publishRetained(c)
+	// Telemetry committed up to now was buffered while there was no live
+	// session: messages carrying any of it are "historical".
+	liveAfter, err := p.st.LastID(store.Telemetry)
+	if err != nil {
+		return fmt.Errorf("read buffer: %w", err)
+	}
+	sent := map[store.Stream]uint64{} // highest seq published on this connection
+	var inflight []flight
+	inflightBytes := 0
+	var nextSend time.Time // pacing: earliest time of the next publish (RateBytes)
+	var pace <-chan time.Time
+	tick := time.NewTicker(CurrentInterval)
+	defer tick.Stop()
+	storeRetry := (<-chan time.Time)(nil)
+	for {
+		// Fill the window, highest-priority stream first, within the
+		// message and byte windows and the rate.
+		for storeRetry == nil && pace == nil && len(inflight) < p.opts.Window {
+			if wait := time.Until(nextSend); p.opts.RateBytes > 0 && wait > 0 {
+				pace = time.After(wait)
+				break
+			}
+			m, ok, err := p.next(sent, liveAfter)
+			if err != nil {
+				p.log.Error("buffer read failed; retrying", "err", err)
+				storeRetry = time.After(time.Second)
+				break
+			}
+			if !ok {
+				break
+			}
+			if len(inflight) > 0 && inflightBytes+len(m.Payload) > p.opts.WindowBytes {
+				break // stays in the outbox; sent again once the window has room
+			}
+			tok := c.Publish(p.Topic(string(m.Stream)), 1, false, m.Payload)
+			now := time.Now()
+			inflight = append(inflight, flight{msg: m, tok: tok, at: now})
+			inflightBytes += len(m.Payload)
+			sent[m.Stream] = m.Seq
+			if p.opts.RateBytes > 0 {
+				if nextSend.Before(now) {
+					nextSend = now
+				}
+				nextSend = nextSend.Add(time.Duration(len(m.Payload)) * time.Second / time.Duration(p.opts.RateBytes))
+			}
+		}
+		p.setLink(func(l *Link) { l.InFlight = len(inflight) })
+
+		var done <-chan struct{}
+		var timeout <-chan time.Time
+		if len(inflight) > 0 {
+			done = inflight[0].tok.Done()
+			timeout = time.After(time.Until(inflight[0].at.Add(p.opts.PublishTimeout)))
+		}
+		select {
+		case <-ctx.Done():
+			p.stop(c, inflight)
+			return errStopped
+		case err := <-lost:
+			return err
+		case <-done:
+			f := inflight[0]
+			if err := f.tok.Error(); err != nil {
+				return fmt.Errorf("publish %s seq %d: %w", f.msg.Stream, f.msg.Seq, err)
+			}
+			if err := p.st.Ack(f.msg.Stream, f.msg.Seq); err != nil {
+				// Not acked in the file: it is sent again later (a repeat).
+				p.log.Error("buffer ack failed", "stream", f.msg.Stream, "seq", f.msg.Seq, "err", err)
+			}
+			inflightBytes -= len(f.msg.Payload)
+			inflight = inflight[1:]
+		case <-pace:
+			pace = nil
+		case <-timeout:
+			f := inflight[0]
+			return fmt.Errorf("publish %s seq %d: %w", f.msg.Stream, f.msg.Seq, ErrPubackTimeout)
+		case <-p.st.Notify():
+		case <-storeRetry:
+			storeRetry = nil
+		case <-tick.C:
+			p.publishCurrent(c)
+		case <-p.retainedCh:
+			p.publishRetained(c)
+		}
+	}
+}
+
+// errStopped is returned by session after its shutdown (stop) is done.
+var errStopped = errors.New("publisher stopped")
+
+// stop ends a session at shutdown within one PublishTimeout in all: it
+// waits for the PUBACKs of the messages still in flight and acks them (so
+// a clean stop leaves no repeats behind), then publishes the retained
+// offline status and disconnects. If the PUBACKs do not come by the
+// deadline the link is dead: publishing offline into it would only wait
+// again (M1), so it disconnects at once and the broker's LWT says offline.
+// Unacked messages stay in the outbox for the next run.
+func (p *Publisher) stop(c mqtt.Client, inflight []flight) {
+	deadline := time.Now().Add(p.opts.PublishTimeout)
+	if p.settle(inflight, deadline) {
+		p.goOffline(c, deadline)
+		return
+	}
+	p.log.Warn("shutdown: no PUBACK from the broker before the deadline; unacknowledged messages stay buffered, the broker's LWT will say offline",
+		"in_flight", len(inflight), "timeout", p.opts.PublishTimeout)
+	c.Disconnect(0)
+	p.setLink(func(l *Link) { l.Connected, l.Since, l.InFlight = false, time.Now(), 0 })
+}
+
+// settle waits until deadline for the PUBACKs of messages in flight and
+// acks them in the buffer. It reports whether every one came.
+func (p *Publisher) settle(inflight []flight, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for _, f := range inflight {
+		select {
+		case <-f.tok.Done():
+		case <-timer.C:
+			return false
+		}
+		if f.tok.Error() != nil {
+			return false
+		}
+		if err := p.st.Ack(f.msg.Stream, f.msg.Seq); err != nil {
+			p.log.Error("buffer ack failed", "stream", f.msg.Stream, "seq", f.msg.Seq, "err", err)
+		}
+	}
+	return true
+}
+
+// next returns the next message to publish on this connection: first an
+// unacknowledged outbox message after the last one sent, else a newly
+// formed one; alarms before events before telemetry. Telemetry items with
+// an ID up to liveAfter were buffered before this session.

@@ -1,0 +1,74 @@
+package publish
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/store"
+)
+
+func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.Message, bool, error) {
+	for _, s := range store.Streams {
+		out, err := p.st.Outbox(s, sent[s], 1)
+		if err != nil {
+			return store.Message{}, false, err
+		}
+		if len(out) > 0 {
+			return out[0], true, nil
+		}
+		maxItems, maxBytes := 1, 0
+		if s == store.Telemetry {
+			maxItems, maxBytes = p.opts.BatchMax, p.opts.BatchBytes
+		}
+		m, ok, err := p.st.Form(s, maxItems, maxBytes, p.build(s, liveAfter))
+		if err != nil || ok {
+			return m, ok, err
+		}
+	}
+	return store.Message{}, false, nil
+}
+
+// build returns the BuildFunc that encodes a message of stream s. Buffered
+// telemetry items are encoded contract.Reading objects; alarm and event
+// items are encoded contract.Alarm / contract.Event bodies completed here.
+//
+// The historical flag (contract rule): a telemetry message is historical
+// when it carries at least one reading that was committed to the buffer
+// before the current broker session was established, i.e. buffered while
+// the link was down or the agent was not running (its item ID is at most
+// liveAfter, the last ID when the session came up). Readings sampled during
+// a live session are not historical, even when they wait behind a draining
+// backlog. The rule uses the buffer's commit order, not the wall clock, so
+// a clock step cannot flip it. A message formed once is sent again
+// byte-for-byte after a reconnect (same seq, same flag).
+func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
+	return func(seq uint64, items []store.Item) ([]byte, error) {
+		switch s {
+		case store.Telemetry:
+			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: seq,
+				Historical: items[0].ID <= liveAfter}
+			for _, it := range items {
+				t.Readings = append(t.Readings, json.RawMessage(it.Data))
+			}
+			return contract.Marshal(t)
+		case store.Alarm:
+			var a contract.Alarm
+			if err := json.Unmarshal(items[0].Data, &a); err != nil {
+				return nil, fmt.Errorf("decode buffered alarm: %w", err)
+			}
+			a.V, a.Seq, a.Agent, a.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			return contract.Marshal(a)
+		default:
+			var e contract.Event
+			if err := json.Unmarshal(items[0].Data, &e); err != nil {
+				return nil, fmt.Errorf("decode buffered event: %w", err)
+			}
+			e.V, e.Seq, e.Agent, e.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			return contract.Marshal(e)
+		}
+	}
+}
+
+// publishCurrent sends the retained snapshot if a reading changed. It does
+// not wait for the PUBACK: a lost snapshot is replaced within a second.
