@@ -139,6 +139,15 @@ func alarmPayload(s safety.Alarm) contract.Alarm {
 		l := s.Limit
 		a.Limit = &l
 	}
+	if e := s.Episode; e != nil {
+		ep := &contract.Episode{StartTS: e.Start.UnixMilli(), EndTS: e.End.UnixMilli(),
+			DurationS: e.Duration().Seconds(), CutS: e.CutS, Partial: e.Partial}
+		if e.Values > 0 {
+			mx, mn, mean := e.Max, e.Min, e.Mean()
+			ep.Max, ep.MaxTS, ep.Min, ep.MinTS, ep.Mean = &mx, e.MaxAt.UnixMilli(), &mn, e.MinAt.UnixMilli(), &mean
+		}
+		a.Episode = ep
+	}
 	return a
 }
 

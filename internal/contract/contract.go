@@ -137,6 +137,27 @@ type Alarm struct {
 	// cleared because it no longer is), "reload" (the new config can no
 	// longer clear it), "restored" (a technician restored the output).
 	Reason string `json:"reason,omitempty"`
+	// Episode summarises the abnormal episode on a cleared alarm.
+	Episode *Episode `json:"episode,omitempty"`
+}
+
+// Episode is the abnormal-episode summary carried by a cleared alarm: from
+// its raise to its clear, the sensor's extreme values with their times and
+// its mean (over the valid readings while it was raised; absent without
+// any), and for an alarm that cuts outputs the seconds each output was
+// actually cut (read back). Partial: the agent was not running for part of
+// the episode (it was active when the agent last stopped).
+type Episode struct {
+	StartTS   int64              `json:"start_ts"`
+	EndTS     int64              `json:"end_ts"`
+	DurationS float64            `json:"duration_s"`
+	Max       *float64           `json:"max,omitempty"`
+	MaxTS     int64              `json:"max_ts,omitempty"`
+	Min       *float64           `json:"min,omitempty"`
+	MinTS     int64              `json:"min_ts,omitempty"`
+	Mean      *float64           `json:"mean,omitempty"`
+	CutS      map[string]float64 `json:"cut_s,omitempty"`
+	Partial   bool               `json:"partial,omitempty"`
 }
 
 // Event is the payload of {prefix}/{site}/{agent}/event: something the
@@ -219,7 +240,11 @@ func checkFinite(v any) error {
 	case *Reading:
 		return checkFinite(*x)
 	case Alarm:
-		return errors.Join(finite(x.Value, "alarm value"), finite(x.Limit, "alarm limit"))
+		errs := []error{finite(x.Value, "alarm value"), finite(x.Limit, "alarm limit")}
+		if e := x.Episode; e != nil {
+			errs = append(errs, finite(e.Max, "episode max"), finite(e.Min, "episode min"), finite(e.Mean, "episode mean"))
+		}
+		return errors.Join(errs...)
 	case *Alarm:
 		return checkFinite(*x)
 	case Current:

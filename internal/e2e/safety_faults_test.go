@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/safety"
 )
 
@@ -74,6 +75,19 @@ func TestSafety_StalledStderrCutoffActs(t *testing.T) {
 	s.setCH4(0, 0.5)
 	if within(wait, s.breakerOn) < 0 {
 		t.Fatal("breaker not restored below 1.0 %CH4")
+	}
+	// The cleared cut-off carries its abnormal episode.
+	var ep *contract.Episode
+	within(10*time.Second, func() bool {
+		for _, a := range s.msgs.alarms(t) {
+			if a.Level == "cutoff" && a.State == "cleared" {
+				ep = a.Episode
+			}
+		}
+		return ep != nil
+	})
+	if ep == nil || ep.Max == nil || *ep.Max != 1.6 || ep.CutS["breaker-3"] <= 0 || ep.DurationS <= 0 {
+		t.Fatalf("cleared cut-off episode %+v: want max 1.6 and breaker-3 cut for a while", ep)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if !p.exited(20 * time.Second) {

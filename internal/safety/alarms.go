@@ -57,6 +57,9 @@ type Alarm struct {
 	// event (the cut still acted).
 	Calibration bool
 	Reason      string // fault reason, feed or output detail, ReasonRestart, ...
+	// Episode summarises the episode on a cleared alarm (nil on a raise,
+	// and on a clear of an alarm of the last run that this run never saw).
+	Episode *Episode `json:",omitempty"`
 }
 
 // Key is the alarm's identity without its raise time:

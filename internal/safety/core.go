@@ -86,6 +86,9 @@ type state struct {
 	lastTick time.Time
 	settled  bool // restart reconciliation finished
 	batch    []reading.Reading
+	// Open abnormal episodes (episode.go), by alarm key and by sensor.
+	episodes   map[string]*episode
+	episodesOf map[string][]*episode
 }
 
 // New builds a Core for spec. lanes gives each output of spec its lane;
@@ -264,6 +267,7 @@ func (c *Core) evaluate(r reading.Reading, now time.Time) {
 		c.aggregate(gi, now)
 	}
 	if r.Valid() {
+		c.episodeReading(r.Sensor, r.Value, r.Time)
 		c.settleRestart(r.Sensor, now)
 	}
 	r.Status = status
@@ -321,9 +325,15 @@ func (c *Core) emit(a Alarm) {
 	}
 	var ok bool
 	if a.State == StateRaised {
-		a, ok = c.st.alarms.raise(a)
-	} else {
-		a, ok = c.st.alarms.clear(a)
+		var prevStart time.Time
+		if p, cont := c.st.alarms.prev[a.Key()]; cont {
+			prevStart = p.Time
+		}
+		if a, ok = c.st.alarms.raise(a); ok {
+			c.openEpisode(a, prevStart)
+		}
+	} else if a, ok = c.st.alarms.clear(a); ok {
+		a.Episode = c.closeEpisode(a)
 	}
 	if ok {
 		c.out.put(Item{Kind: ItemAlarm, Alarm: a})

@@ -23,9 +23,15 @@ type outState struct {
 	latched   string      // output_mismatch: reason; cut until Restore
 	legacy    []holdCause // a reload removed what cut it (reload.go)
 
-	obs          Observation // the lane's latest report
-	confirmedGen uint64      // the last generation the lane confirmed
-	unconfirmed  bool        // LevelOutputUnconfirmed raised
+	obs Observation // the lane's latest report
+	// The physical state as read back, for episodes and statistics:
+	// cut seconds up to physSince, and the number of cuts.
+	physKnown, physCut bool
+	physSince          time.Time
+	cutSum             time.Duration
+	cuts               int
+	confirmedGen       uint64 // the last generation the lane confirmed
+	unconfirmed        bool   // LevelOutputUnconfirmed raised
 
 	feed feedState
 }
@@ -137,6 +143,7 @@ func (c *Core) applyObservations(now time.Time) {
 			continue // an output a reload removed
 		}
 		o.obs = ob
+		o.observePhysical(ob, now)
 		if ob.Gen != o.gen {
 			continue // about an older command
 		}
@@ -184,4 +191,32 @@ func (c *Core) heartbeat(o *outState, now time.Time) {
 	o.lastBeat = now
 	o.beat++
 	o.lane.Command(Command{Output: o.spec.Name, Cut: o.cut, Gen: o.gen, Beat: o.beat})
+}
+
+// observePhysical folds a read-back into the output's physical cut time.
+func (o *outState) observePhysical(ob Observation, now time.Time) {
+	if !ob.Known {
+		return
+	}
+	cut := !ob.Energised
+	if o.physKnown && cut == o.physCut {
+		return
+	}
+	if o.physKnown && o.physCut {
+		o.cutSum += now.Sub(o.physSince)
+	}
+	if cut {
+		o.cuts++
+	}
+	o.physKnown, o.physCut, o.physSince = true, cut, now
+}
+
+// cutTotal is how long the output has been physically cut (read back)
+// since the Core started, up to now.
+func (o *outState) cutTotal(now time.Time) time.Duration {
+	t := o.cutSum
+	if o.physKnown && o.physCut && now.After(o.physSince) {
+		t += now.Sub(o.physSince)
+	}
+	return t
 }
