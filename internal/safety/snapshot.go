@@ -42,6 +42,10 @@ type OutputState struct {
 	FeedPresent  bool
 	FeedAbnormal bool
 	FeedReason   string
+	// CutS and Cuts: seconds the output has been physically cut (read
+	// back) since the Core started, and how many times it was cut.
+	CutS float64
+	Cuts int
 }
 
 // Snapshot returns the Core's state, taken on its goroutine.
@@ -61,6 +65,7 @@ func (c *Core) Snapshot(ctx context.Context) (Snapshot, error) {
 				LastError: o.obs.Err, Latched: o.latched, Testing: now.Before(o.testUntil),
 				Feed: o.spec.Feed, FeedValid: o.feed.seen && o.feed.valid, FeedPresent: o.feed.present,
 				FeedAbnormal: o.feed.abnormal, FeedReason: o.feed.reason,
+				CutS: o.cutTotal(now).Seconds(), Cuts: o.cuts,
 			})
 		}
 		s.Alarms = c.st.alarms.list()
