@@ -56,6 +56,7 @@ func (c *Config) SensorRules() []safety.SensorRules {
 			Resolution:       resolution(s, rs),
 			FaultUnlockAfter: s.FaultUnlockAfter.D(),
 			StaleAfter:       c.staleness(s).value,
+			CalibrationDue:   s.CalibrationDueTime(),
 			Rules:            rs,
 		})
 	}
@@ -304,6 +305,9 @@ func (c *Config) validateSafety(k *checker) {
 
 	for i, s := range c.Sensors {
 		p := fmt.Sprintf("sensors[%d]", i)
+		if _, err := parseDue(s.CalibrationDue); err != nil {
+			k.errf(p+".calibration_due", "%v", err)
+		}
 		for j, r := range s.Rules {
 			c.validateRule(k, fmt.Sprintf("%s.rules[%d]", p, j), s, r, outputs)
 		}
@@ -544,4 +548,27 @@ func checkSameLevel(k *checker, p string, rs []Rule) {
 			}
 		}
 	}
+}
+
+// CalibrationDueTime returns calibration_due as a time (zero if unset or
+// invalid: validation reports an invalid one).
+func (s Sensor) CalibrationDueTime() time.Time {
+	t, _ := parseDue(s.CalibrationDue)
+	return t
+}
+
+// parseDue reads a calibration_due value: a date (local midnight) or an
+// RFC 3339 time.
+func parseDue(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02", v, time.Local); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2006-01-02) nor an RFC 3339 time", v)
+	}
+	return t, nil
 }

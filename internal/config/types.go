@@ -146,6 +146,13 @@ type Sensor struct {
 	// or fault) before the rule engine treats it as faulty; 0 = the default
 	// of Config.StaleAfter.
 	StaleAfter Duration `yaml:"stale_after"`
+	// CalibrationDue is when the sensor's next calibration is due (a date,
+	// 2006-01-02, taken at local midnight, or an RFC 3339 time). Catalytic
+	// methane sensors are calibrated every 15 days, laser/infrared every 6
+	// months (domain notes §4, S). 24 h before it a calibration_due event
+	// warns; from it the alarm calibration_overdue stands until a reload
+	// sets a later date. "" = not tracked.
+	CalibrationDue string `yaml:"calibration_due,omitempty"`
 }
 
 // GPIOIn is a digital input on a GPIO line (character device).

@@ -44,6 +44,7 @@ const (
 	EventOutputTestEnd    = "output_test_end"   // the output test ended
 	EventCalibrationStart = "calibration_start" // a sensor is under calibration (subject: the sensor)
 	EventCalibrationStop  = "calibration_stop"  // its calibration ended
+	EventCalibrationDue   = "calibration_due"   // its calibration is due within 24 h (subject: the sensor)
 )
 
 // Status states.

@@ -19,7 +19,16 @@ const (
 	// LevelOutputUnconfirmed: a cut was not confirmed (GPIO written, coil
 	// read back 0) within MaxCutoffDelay; the lane keeps retrying.
 	LevelOutputUnconfirmed = "output_unconfirmed"
+	// LevelCalibrationOverdue: the sensor's calibration_due has passed
+	// (catalytic methane sensors are calibrated every 15 days, domain notes
+	// §4): its readings go on, but the bureau must know they are not
+	// vouched for.
+	LevelCalibrationOverdue = "calibration_overdue"
 )
+
+// CalibrationWarnBefore is how long before a sensor's calibration is due
+// the Core warns (EventCalibrationDue).
+const CalibrationWarnBefore = 24 * time.Hour
 
 // Alarm reasons the Core sets besides a fault's own.
 const (
@@ -78,6 +87,7 @@ const (
 	EventOutputTestEnd    = "output_test_end"
 	EventCalibrationStart = "calibration_start"
 	EventCalibrationStop  = "calibration_stop"
+	EventCalibrationDue   = "calibration_due" // a sensor's calibration is due within CalibrationWarnBefore
 )
 
 // Event is something the safety function did on a technician's request.

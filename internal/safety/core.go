@@ -86,6 +86,7 @@ type state struct {
 	lastTick time.Time
 	settled  bool // restart reconciliation finished
 	batch    []reading.Reading
+	due      map[string]*calibrationDue // calibration due dates (calibration.go)
 	// Open abnormal episodes (episode.go), by alarm key and by sensor.
 	episodes   map[string]*episode
 	episodesOf map[string][]*episode
@@ -297,6 +298,7 @@ func (c *Core) tick(now time.Time) {
 			c.event(Event{Type: EventCalibrationStop, Time: now, Sensor: id, Detail: "calibration period ended"})
 		}
 	}
+	c.checkCalibration(now)
 	if !c.st.settled && now.Sub(c.st.start) >= c.opts.RestartSettle {
 		c.settleRestartAll(now)
 	}

@@ -1,6 +1,7 @@
 package safety
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -43,5 +44,48 @@ func TestCore_EpisodeOnClear(t *testing.T) {
 		if a.State == StateRaised && a.Episode != nil {
 			t.Fatal("a raised alarm carries an episode")
 		}
+	}
+}
+
+// TestCore_CalibrationDue: 24 h before a sensor's calibration is due an
+// event warns; at the due time calibration_overdue is raised; a reload with
+// a later date clears it.
+func TestCore_CalibrationDue(t *testing.T) {
+	spec := faceSpec()
+	due := newFakeClock().Now().Add(48 * time.Hour)
+	spec.Sensors[0].CalibrationDue = due
+	r := newRig(t, spec, Options{})
+	r.advance(23 * time.Hour)
+	if evs := r.events(); len(evs) != 0 {
+		t.Fatalf("warned 25 h early: %+v", evs)
+	}
+	r.advance(2 * time.Hour)
+	if evs := r.events(); len(evs) != 1 || evs[0].Type != EventCalibrationDue || evs[0].Sensor != "CH4" {
+		t.Fatalf("events 23 h before due: %+v", evs)
+	}
+	r.advance(23 * time.Hour)
+	var got []string
+	for _, a := range r.alarms() {
+		if a.Level == LevelCalibrationOverdue {
+			got = append(got, a.State)
+		}
+	}
+	if len(got) != 1 || got[0] != StateRaised {
+		t.Fatalf("overdue alarms %v", got)
+	}
+	later := faceSpec()
+	later.Sensors[0].CalibrationDue = due.Add(15 * 24 * time.Hour)
+	if err := r.core.Reload(context.Background(), later, r.laneMap(later)); err != nil {
+		t.Fatal(err)
+	}
+	r.sync()
+	got = got[:0]
+	for _, a := range r.alarms() {
+		if a.Level == LevelCalibrationOverdue {
+			got = append(got, a.State)
+		}
+	}
+	if len(got) != 1 || got[0] != StateCleared {
+		t.Fatalf("after a later due date: %v", got)
 	}
 }

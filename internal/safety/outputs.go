@@ -85,6 +85,7 @@ func (c *Core) install(spec Spec, lanes map[string]Lane, carry map[string][]hold
 	}
 	c.st.spec, c.st.outs, c.st.byName, c.st.byFeed = spec, outs, byName, byFeed
 	c.installGroups(spec.Groups)
+	c.installCalibration(spec, now)
 }
 
 // wantCut reports whether o must be cut now, and why (first reason).

@@ -182,6 +182,9 @@ func (c *Core) clearImpossible(now time.Time) {
 			possible[g.Name+"/"+string(l)] = true
 		}
 	}
+	for id, d := range c.st.due {
+		possible[id+"/"+LevelCalibrationOverdue] = d.overdue
+	}
 	for _, o := range c.st.outs {
 		possible[o.spec.Name+"/"+LevelOutputMismatch] = o.latched != ""
 		possible[o.spec.Name+"/"+LevelOutputUnconfirmed] = o.unconfirmed

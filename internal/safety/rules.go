@@ -112,6 +112,10 @@ type SensorRules struct {
 	// StaleAfter, if > 0, makes Tick treat the sensor as faulty when no
 	// reading has arrived for longer than this (communication lost).
 	StaleAfter time.Duration
+	// CalibrationDue, if set, is when the sensor's calibration is due: the
+	// Core reports EventCalibrationDue CalibrationWarnBefore it and raises
+	// LevelCalibrationOverdue from it (until a reload sets a later date).
+	CalibrationDue time.Time
 	// Rules are the sensor's limits. A rule's OnFault defaults to cut for
 	// a cutoff rule (the interlock's fault lockout, domain notes §4) and for
 	// any rule of a methane sensor, and to hold otherwise.
