@@ -93,10 +93,14 @@ func Load(path string) (*Loaded, error) {
 func Parse(name string, data []byte) (*Loaded, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+		return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{Problems: []Problem{{File: name, Line: 1, Message: "file is empty"}}}
+	}
+	if line := secondDocument(data); line > 0 {
+		return nil, &Error{Problems: []Problem{{File: name, Line: line,
+			Message: "a second YAML document starts here (---): hazmon reads one document and would ignore this one; put everything in one document and remove the ---"}}}
 	}
 	idx := newIndex(&root)
 	var cfg Config
@@ -106,7 +110,7 @@ func Parse(name string, data []byte) (*Loaded, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+			return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 		}
 		for _, msg := range te.Errors {
 			probs = append(probs, idx.problem(name, msg))
@@ -197,7 +201,7 @@ func (ix *index) walk(n *yaml.Node, path string) {
 }
 
 var (
-	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 	quotedValue   = regexp.MustCompile("`([^`]*)`|\"([^\"]*)\"")
 )
 
@@ -228,7 +232,10 @@ func (ix *index) problem(name, msg string) Problem {
 	var path string
 	if f := fieldNotFound.FindStringSubmatch(text); f != nil {
 		path = ix.keyAt(line, f[1], "", false)
-		text = fmt.Sprintf("unknown key %q", f[1])
+		text = unknownKey(f[1], f[2])
+	} else if key, msg, ok := explainDuplicate(text); ok {
+		path = ix.keyAt(line, key, "", false)
+		text = msg
 	} else {
 		q := quotedValue.FindStringSubmatch(text)
 		v := ""
