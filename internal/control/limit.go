@@ -170,10 +170,3 @@ func (l *limitListener) Close() error {
 	l.wg.Wait()
 	return err
 }
-
-// open returns the number of admitted connections (for tests).
-func (l *limitListener) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
