@@ -2,7 +2,9 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,19 +58,20 @@ func unknownKey(key, typ string) string {
 	return msg
 }
 
-// secondDocument finds a second, non-empty YAML document in data (after a
-// "---" line) and returns its line; 0 when there is none. hazmon reads one
-// document, and silently ignoring the rest would drop what it holds.
-func secondDocument(data []byte) int {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for i := 0; ; i++ {
+// secondDocument reads the documents after the first from docs and
+// reports the first that is not empty (or does not parse): hazmon reads
+// one document, and silently ignoring the rest would drop what they hold.
+func secondDocument(name string, data []byte, docs *yaml.Decoder) (Problem, bool) {
+	for {
 		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if err != nil {
-			return 0 // io.EOF; a syntax error is reported by the first parse
-		}
-		if i > 0 && !emptyDocument(&doc) {
-			return doc.Line
+		err := docs.Decode(&doc)
+		switch {
+		case errors.Is(err, io.EOF):
+			return Problem{}, false
+		case err != nil:
+			return syntaxProblem(name, data, err), true
+		case !emptyDocument(&doc):
+			return Problem{File: name, Line: doc.Line, Message: "a second YAML document starts here (---): hazmon reads one document and would ignore this one; put everything in one document and remove the ---"}, true
 		}
 	}
 }

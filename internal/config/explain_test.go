@@ -83,6 +83,10 @@ func TestParse_SecondDocumentIsAnError(t *testing.T) {
 	if !strings.Contains(got, want) {
 		t.Errorf("want %q, got:\n%s", want, got)
 	}
+	// A second document that does not even parse is not ignored either.
+	if got := parseErr(t, validYAML+"---\nlog: [\n"); got == "" {
+		t.Errorf("a broken second document was ignored")
+	}
 	// A document marker at the top, an end marker, or a trailing "---"
 	// with nothing after it are one document.
 	for _, y := range []string{"---\n" + validYAML, validYAML + "...\n", validYAML + "---\n", validYAML + "---\n# end\n"} {

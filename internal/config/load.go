@@ -91,16 +91,16 @@ func Load(path string) (*Loaded, error) {
 
 // Parse is Load on bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Loaded, error) {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{Problems: []Problem{{File: name, Line: 1, Message: "file is empty"}}}
 	}
-	if line := secondDocument(data); line > 0 {
-		return nil, &Error{Problems: []Problem{{File: name, Line: line,
-			Message: "a second YAML document starts here (---): hazmon reads one document and would ignore this one; put everything in one document and remove the ---"}}}
+	if p, ok := secondDocument(name, data, docs); ok {
+		return nil, &Error{Problems: []Problem{p}}
 	}
 	idx := newIndex(&root)
 	var cfg Config
