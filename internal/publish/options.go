@@ -3,7 +3,6 @@ package publish
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -126,10 +125,7 @@ func anyTLS(urls []string) bool {
 // optional client certificate and key, server name. Server verification
 // stays on unless InsecureSkipVerify is set. It is config.TLS.ClientConfig,
 // which validate also runs: a config that validates loads here.
+// Its errors name the key ("mqtt.tls.ca_file: ...").
 func TLSConfig(c config.TLS) (*tls.Config, error) {
-	t, err := c.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("mqtt tls: %w", err)
-	}
-	return t, nil
+	return c.ClientConfig()
 }
