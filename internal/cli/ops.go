@@ -4,15 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/hazmon/hazmon/internal/app"
 	"github.com/hazmon/hazmon/internal/config"
@@ -232,7 +229,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	buf := &cobra.Command{
 		Use:     "buffer",
 		Short:   "Inspect the store-and-forward buffer (bbolt)",
-		Example: "  hazmon buffer stats\n  hazmon buffer export --since 2h --format csv > last2h.csv",
+		Example: "  hazmon buffer stats\n  hazmon buffer export --format csv > pending.csv",
 	}
 	var file string
 	var asJSON bool
@@ -291,14 +288,17 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	var since, format, efile string
 	export := &cobra.Command{
 		Use:   "export",
-		Short: "Write the records not yet acked by the broker as CSV or JSONL",
-		Long: "Export writes every record still in the buffer (waiting for the broker's\n" +
-			"PUBACK, or not yet sent) with a sample time at or after --since, to stdout.\n" +
-			"Through the running agent (it holds the file); if none runs, the file is\n" +
-			"opened read-only. Records already delivered are not in the buffer.\n" +
+		Short: "Write what is waiting to be sent to the broker, as CSV or JSONL",
+		Long: "Export writes the records still waiting in the buffer to be sent to the\n" +
+			"broker (not yet sent, or sent without a PUBACK yet), to stdout. It is not a\n" +
+			"history: what the broker acknowledged has left the buffer, so while the link\n" +
+			"is up there is little or nothing to export. Use it after an outage, to hand\n" +
+			"over the backlog by other means. --since keeps the records with a sample time\n" +
+			"at or after it. Through the running agent (it holds the file); if none runs,\n" +
+			"the file is opened read-only.\n" +
 			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".",
-		Example: "  hazmon buffer export --since 2h --format csv > last2h.csv\n" +
-			"  hazmon buffer export --since 2025-01-31T08:00:00+08:00 --format jsonl",
+		Example: "  hazmon buffer export --format csv > pending.csv   # all that waits to be sent\n" +
+			"  hazmon buffer export --file /var/lib/hazmon/buffer.db --format jsonl",
 		Args: cobra.NoArgs,
 	}
 	te := addTarget(export)
@@ -324,7 +324,15 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "%d record(s) exported\n", n)
+		if n == 0 {
+			why := "nothing is waiting to be sent: the broker has acknowledged everything"
+			if !from.IsZero() {
+				why = "nothing waiting to be sent has a sample time at or after " + from.Format(time.RFC3339)
+			}
+			fmt.Fprintf(stderr, "0 records exported: the buffer holds only what waits to be sent to the broker, and %s\n", why)
+			return nil
+		}
+		fmt.Fprintf(stderr, "%d record(s) exported (what waits to be sent to the broker)\n", n)
 		return nil
 	}
 	buf.AddCommand(stats, export)
@@ -385,57 +393,4 @@ func withBuffer(cmd *cobra.Command, t *target, file string, viaAgent func(contro
 	}
 	defer s.Close()
 	return direct(s)
-}
-
-func newConfig(stdout io.Writer) *cobra.Command {
-	cfgCmd := &cobra.Command{
-		Use:     "config",
-		Short:   "Configuration tools",
-		Example: "  hazmon config show --config /etc/hazmon/hazmon.yaml",
-	}
-	var path string
-	show := &cobra.Command{
-		Use:   "show",
-		Short: "Print the effective config (defaults applied), secrets redacted",
-		Long: "Show loads and validates the file like the agent does and prints the result\n" +
-			"as YAML, every default filled in. Secrets are never printed: the MQTT password\n" +
-			"stays in its password_file (only the path is shown) and a password inside a\n" +
-			"broker URL is replaced by REDACTED.",
-		Example: "  hazmon config show --config /etc/hazmon/hazmon.yaml\n  hazmon config show -c configs/demo.yaml | less",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			c := redacted(l.Config.Effective())
-			data, err := yaml.Marshal(&c)
-			if err != nil {
-				return fmt.Errorf("encode config: %w", err)
-			}
-			fmt.Fprintf(stdout, "# effective config of %s (defaults applied, secrets redacted)\n", path)
-			_, err = stdout.Write(data)
-			return err
-		},
-	}
-	show.Flags().StringVarP(&path, "config", "c", defaultConfig, "config file")
-	cfgCmd.AddCommand(show)
-	return cfgCmd
-}
-
-// redacted returns c with secrets removed: passwords in broker URLs.
-// password_file and TLS key_file are paths, shown as they are.
-func redacted(c config.Config) config.Config {
-	brokers := make([]string, len(c.MQTT.Brokers))
-	for i, b := range c.MQTT.Brokers {
-		brokers[i] = b
-		if u, err := url.Parse(b); err == nil && u.User != nil {
-			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), "REDACTED")
-				brokers[i] = u.String()
-			}
-		}
-	}
-	c.MQTT.Brokers = brokers
-	return c
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/spf13/cobra"
 )
@@ -42,6 +43,7 @@ func newStatus(stdout io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		redactStatus(&st)
 		if asJSON {
 			return writeJSON(stdout, st)
 		}
@@ -78,6 +80,13 @@ func newWatch(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// redactStatus hides a broker password in the MQTT part of a snapshot,
+// also when the agent answering is older than this CLI and did not.
+func redactStatus(st *control.Status) {
+	st.MQTT.Broker = config.RedactURL(st.MQTT.Broker)
+	st.MQTT.LastError = config.RedactURL(st.MQTT.LastError)
+}
+
 // ANSI sequences watch draws with: the first frame clears the screen,
 // later ones go home and overwrite, clearing each line's end and the rest
 // of the screen (less flicker over a slow SSH link than a full clear).
@@ -96,6 +105,7 @@ func watch(ctx context.Context, b control.Backend, interval time.Duration, w io.
 		rctx, cancel := context.WithTimeout(ctx, max(interval, 2*time.Second))
 		st, err := b.Status(rctx)
 		cancel()
+		redactStatus(&st)
 		if ctx.Err() != nil {
 			return nil
 		}

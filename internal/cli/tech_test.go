@@ -635,7 +635,7 @@ sensors:
 
 func TestHelp_HasExamples(t *testing.T) {
 	for _, args := range [][]string{{"status"}, {"watch"}, {"probe"}, {"scan"}, {"output", "test"}, {"calibrate"},
-		{"buffer", "stats"}, {"buffer", "export"}, {"config", "show"}, {"reload"}} {
+		{"buffer", "stats"}, {"buffer", "export"}, {"config", "show"}, {"config", "example"}, {"config", "keys"}, {"reload"}} {
 		code, out, _ := hz(t, "", append(args, "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "hazmon "+args[0]) {
 			t.Errorf("%v --help: exit %d, no example:\n%s", args, code, out)
@@ -874,7 +874,8 @@ func TestClockAndProgress(t *testing.T) {
 // Every help screen fits 80 columns; probe's fits 30 rows.
 func TestHelp_Fits80Columns(t *testing.T) {
 	for _, args := range [][]string{{}, {"run"}, {"validate"}, {"version"}, {"status"}, {"watch"}, {"probe"}, {"scan"}, {"output"}, {"output", "test"},
-		{"calibrate"}, {"buffer"}, {"buffer", "stats"}, {"buffer", "export"}, {"config"}, {"config", "show"}, {"reload"}} {
+		{"calibrate"}, {"buffer"}, {"buffer", "stats"}, {"buffer", "export"}, {"config"}, {"config", "show"},
+		{"config", "example"}, {"config", "keys"}, {"reload"}} {
 		code, out, _ := hz(t, "", append(args, "--help")...)
 		if code != 0 {
 			t.Errorf("%v --help: exit %d", args, code)

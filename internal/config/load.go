@@ -91,12 +91,16 @@ func Load(path string) (*Loaded, error) {
 
 // Parse is Load on bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Loaded, error) {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+	if err := docs.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 	}
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, &Error{Problems: []Problem{{File: name, Line: 1, Message: "file is empty"}}}
+	}
+	if p, ok := secondDocument(name, data, docs); ok {
+		return nil, &Error{Problems: []Problem{p}}
 	}
 	idx := newIndex(&root)
 	var cfg Config
@@ -106,7 +110,7 @@ func Parse(name string, data []byte) (*Loaded, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, &Error{Problems: []Problem{yamlSyntaxProblem(name, err)}}
+			return nil, &Error{Problems: []Problem{syntaxProblem(name, data, err)}}
 		}
 		for _, msg := range te.Errors {
 			probs = append(probs, idx.problem(name, msg))
@@ -197,7 +201,7 @@ func (ix *index) walk(n *yaml.Node, path string) {
 }
 
 var (
-	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 	quotedValue   = regexp.MustCompile("`([^`]*)`|\"([^\"]*)\"")
 )
 
@@ -228,7 +232,10 @@ func (ix *index) problem(name, msg string) Problem {
 	var path string
 	if f := fieldNotFound.FindStringSubmatch(text); f != nil {
 		path = ix.keyAt(line, f[1], "", false)
-		text = fmt.Sprintf("unknown key %q", f[1])
+		text = unknownKey(f[1], f[2])
+	} else if key, msg, ok := explainDuplicate(text); ok {
+		path = ix.keyAt(line, key, "", false)
+		text = msg
 	} else {
 		q := quotedValue.FindStringSubmatch(text)
 		v := ""

@@ -219,7 +219,7 @@ func (c *Config) validateSafety(k *checker) {
 		case o.Modbus != nil:
 			b := c.Bus(o.Modbus.Bus)
 			if b == nil {
-				k.errf(p+".modbus.bus", "%q is not a bus defined in buses", o.Modbus.Bus)
+				k.errf(p+".modbus.bus", "%s", notDefined(o.Modbus.Bus, "a bus", "buses", c.busNames()))
 			} else if lo, hi := slaveRange(b.Protocol); o.Modbus.Slave < lo || o.Modbus.Slave > hi {
 				k.errf(p+".modbus.slave", "%d is outside %d..%d", o.Modbus.Slave, lo, hi)
 			}
@@ -233,7 +233,7 @@ func (c *Config) validateSafety(k *checker) {
 			}
 			feeds[o.Feed] = i
 			if s, ok := sensors[o.Feed]; !ok {
-				k.errf(p+".feed", "%q is not a sensor", o.Feed)
+				k.errf(p+".feed", "%s", notDefined(o.Feed, "a sensor", "sensors", c.sensorIDs()))
 			} else if s.Format != "bool" {
 				k.errf(p+".feed", "sensor %q is not digital (format bool)", o.Feed)
 			}
@@ -293,7 +293,7 @@ func (c *Config) validateSafety(k *checker) {
 			s, ok := sensors[id]
 			switch {
 			case !ok:
-				k.errf(sp, "%q is not a sensor", id)
+				k.errf(sp, "%s", notDefined(id, "a sensor", "sensors", c.sensorIDs()))
 			case seen[id]:
 				k.errf(sp, "%q is listed twice", id)
 			case !hasColourRule(*s):
@@ -314,14 +314,18 @@ func (c *Config) validateSafety(k *checker) {
 		checkSameLevel(k, p, s.Rules)
 		for j, name := range s.CutOutputs {
 			if _, ok := outputs[name]; !ok {
-				k.errf(fmt.Sprintf("%s.cut_outputs[%d]", p, j), "%q is not an output defined in outputs", name)
+				k.errf(fmt.Sprintf("%s.cut_outputs[%d]", p, j), "%s", notDefined(name, "an output", "outputs", c.outputNames()))
 			}
 		}
 		if s.Location != "" {
 			row, ok := methaneRow(s.Location)
 			switch {
 			case !ok:
-				k.errf(p+".location", "%q is not a location of the methane table (see README)", s.Location)
+				msg := fmt.Sprintf("%q is not a location of the methane table (see README)", s.Location)
+				if near := nearest(s.Location, methaneLocations()); near != "" {
+					msg += fmt.Sprintf("; did you mean %q?", near)
+				}
+				k.errf(p+".location", "%s", msg)
 			case s.Type != "methane":
 				k.errf(p+".location", "location presets are methane settings; this sensor is %s", s.Type)
 			default:
@@ -418,12 +422,22 @@ func (c *Config) validateRule(k *checker, p string, s Sensor, r Rule, outputs ma
 	}
 	for j, name := range r.Outputs {
 		if _, ok := outputs[name]; !ok {
-			k.errf(fmt.Sprintf("%s.outputs[%d]", p, j), "%q is not an output defined in outputs", name)
+			k.errf(fmt.Sprintf("%s.outputs[%d]", p, j), "%s", notDefined(name, "an output", "outputs", c.outputNames()))
 		}
 	}
 	if r.Level == "cutoff" && len(r.Outputs) == 0 {
 		k.warnf(p+".outputs", "a cutoff rule without outputs cuts nothing (it only reports)")
 	}
+}
+
+// methaneLocations lists the locations of the methane table.
+func methaneLocations() []string {
+	rows, _ := safety.MethaneTable()
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.Location)
+	}
+	return out
 }
 
 func methaneRow(location string) (safety.MethaneRow, bool) {

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -183,49 +182,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	k.id("agent.id", c.Agent.ID)
 	k.id("agent.site", c.Agent.Site)
 
-	if len(c.MQTT.Brokers) == 0 {
-		k.errf("mqtt.brokers", "required: at least one broker URL, e.g. tcp://127.0.0.1:1883")
-	}
-	for i, b := range c.MQTT.Brokers {
-		u, err := url.Parse(b)
-		p := fmt.Sprintf("mqtt.brokers[%d]", i)
-		switch {
-		case err != nil:
-			k.errf(p, "%q is not a URL: %v", b, err)
-		case !oneOf(u.Scheme, "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"):
-			k.errf(p, "%q: scheme must be tcp, ssl, tls, mqtts, ws or wss", b)
-		case u.Port() == "":
-			k.errf(p, "%q: port missing (e.g. :1883, :8883)", b)
-		}
-	}
-	if strings.ContainsAny(c.MQTT.TopicPrefix, "+#") || strings.HasPrefix(c.MQTT.TopicPrefix, "/") || strings.HasSuffix(c.MQTT.TopicPrefix, "/") {
-		k.errf("mqtt.topic_prefix", "%q: no wildcards (+ #) and no leading or trailing '/'", c.MQTT.TopicPrefix)
-	}
-	k.file("mqtt.password_file", c.MQTT.PasswordFile)
-	if c.MQTT.PasswordFile != "" && c.MQTT.Username == "" {
-		k.errf("mqtt.username", "required when mqtt.password_file is set")
-	}
-	k.file("mqtt.tls.ca_file", c.MQTT.TLS.CAFile)
-	k.file("mqtt.tls.cert_file", c.MQTT.TLS.CertFile)
-	k.file("mqtt.tls.key_file", c.MQTT.TLS.KeyFile)
-	if (c.MQTT.TLS.CertFile == "") != (c.MQTT.TLS.KeyFile == "") {
-		k.errf("mqtt.tls", "cert_file and key_file go together (mutual TLS)")
-	}
-	if c.MQTT.TLS.InsecureSkipVerify {
-		k.warnf("mqtt.tls.insecure_skip_verify", "server certificate is not verified: anyone on the path can impersonate the broker")
-	}
-	if c.MQTT.BatchMax < 1 || c.MQTT.BatchMax > 10000 {
-		k.errf("mqtt.batch_max", "%d is outside 1..10000", c.MQTT.BatchMax)
-	}
-	if c.MQTT.WindowBytes < 0 {
-		k.errf("mqtt.window_bytes", "must not be negative")
-	}
-	if c.MQTT.RateBytes < 0 {
-		k.errf("mqtt.rate_bytes", "must not be negative (0 = unlimited)")
-	}
-	if c.MQTT.KeepAlive.D() < time.Second {
-		k.errf("mqtt.keepalive", "%s is too short (at least 1s)", c.MQTT.KeepAlive)
-	}
+	c.validateMQTT(&k)
 	if c.Buffer.MaxBytes < 1<<20 {
 		k.errf("buffer.max_bytes", "%d is too small (at least 1 MiB)", c.Buffer.MaxBytes)
 	}
@@ -315,7 +272,7 @@ func (c *Config) validate() (errs, warns []violation) {
 		if s.Bus == "" {
 			k.errf(p+".bus", "required: name of a bus in buses")
 		} else if j, ok := buses[s.Bus]; !ok {
-			k.errf(p+".bus", "%q is not a bus defined in buses", s.Bus)
+			k.errf(p+".bus", "%s", notDefined(s.Bus, "a bus", "buses", c.busNames()))
 		} else {
 			bus = &c.Buses[j]
 		}
@@ -407,13 +364,17 @@ func (k *checker) unique(path, v, list string, i int, seen map[string]int) {
 	}
 }
 
-func (k *checker) file(path, name string) {
+// file checks that the file name (a path in the config) exists; "" is
+// not set and passes. It reports whether the file is there.
+func (k *checker) file(path, name string) bool {
 	if name == "" {
-		return
+		return true
 	}
 	if _, err := os.Stat(name); err != nil {
-		k.errf(path, "cannot read %s: %v", name, err)
+		k.errf(path, "cannot read %s: %v", name, unwrapPath(err))
+		return false
 	}
+	return true
 }
 
 func oneOf(v string, set ...string) bool {

@@ -34,6 +34,9 @@ type Server struct {
 	ln   net.Listener
 	b    Backend
 	log  *slog.Logger
+	// Client limits: MaxConns and IdleTimeout (changed by tests only).
+	maxConns int
+	idle     time.Duration
 }
 
 // Listen creates the control socket at path: its folder (0750) if
@@ -78,7 +81,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 			}
 		}
 	}
-	return &Server{path: path, ln: ln, b: b, log: log}, nil
+	return &Server{path: path, ln: ln, b: b, log: log, maxConns: MaxConns, idle: IdleTimeout}, nil
 }
 
 // Path returns the socket path.
@@ -86,16 +89,20 @@ func (s *Server) Path() string { return s.path }
 
 // Serve answers requests until ctx ends, then waits up to ShutdownTimeout
 // for requests in progress, closes the socket and removes its file. It
-// returns nil after a shutdown by ctx.
+// returns nil after a shutdown by ctx. It keeps at most MaxConns
+// connections open and closes one idle for IdleTimeout (see MaxConns).
 func (s *Server) Serve(ctx context.Context) error {
+	ll := newLimitListener(s.ln, s.maxConns)
 	hs := &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: s.idle,
+		IdleTimeout:       s.idle,
+		ConnState:         ll.connState,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	done := make(chan error, 1)
-	go func() { done <- hs.Serve(s.ln) }()
+	go func() { done <- hs.Serve(ll) }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("control socket %s: %w", s.path, err)

@@ -2,12 +2,8 @@ package publish
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
@@ -118,7 +114,7 @@ func OptionsFromConfig(m config.MQTT, a config.Agent, version string, sensors []
 
 func anyTLS(urls []string) bool {
 	for _, u := range urls {
-		if strings.HasPrefix(u, "ssl://") || strings.HasPrefix(u, "tls://") || strings.HasPrefix(u, "mqtts://") {
+		if config.TLSScheme(u) {
 			return true
 		}
 	}
@@ -127,26 +123,9 @@ func anyTLS(urls []string) bool {
 
 // TLSConfig builds a TLS 1.2+ client config: CA file (else system roots),
 // optional client certificate and key, server name. Server verification
-// stays on unless InsecureSkipVerify is set.
+// stays on unless InsecureSkipVerify is set. It is config.TLS.ClientConfig,
+// which validate also runs: a config that validates loads here.
+// Its errors name the key ("mqtt.tls.ca_file: ...").
 func TLSConfig(c config.TLS) (*tls.Config, error) {
-	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt tls: ca_file %s holds no PEM certificate", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" || c.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt tls: load client cert %s / key %s: %w", c.CertFile, c.KeyFile, err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
+	return c.ClientConfig()
 }

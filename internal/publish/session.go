@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/store"
 )
@@ -49,14 +50,15 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		p.log.Warn("mqtt link down", "err", err, "retry_in", backoff)
+		msg := config.RedactURL(err.Error()) // paho's and our texts may hold a broker URL
+		p.log.Warn("mqtt link down", "err", msg, "retry_in", backoff)
 		p.setLink(func(l *Link) {
 			if l.Connected {
 				l.Since = time.Now()
 			}
-			l.Connected, l.InFlight, l.LastError = false, 0, err.Error()
+			l.Connected, l.InFlight, l.LastError = false, 0, msg
 			if l.Broker == "" {
-				l.Broker = strings.Join(p.opts.Brokers, ",") // tried, in order
+				l.Broker = p.brokerList() // tried, in order
 			}
 		})
 		wait := backoff/2 + rand.N(backoff/2+1)
@@ -92,7 +94,7 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		}).
 		SetConnectionAttemptHandler(func(u *url.URL, t *tls.Config) *tls.Config {
 			tried.Lock()
-			broker = u.Redacted()
+			broker = config.RedactURL(u.String())
 			tried.Unlock()
 			return t
 		})
@@ -121,17 +123,27 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		return nil, nil, ctx.Err()
 	case <-time.After(p.opts.ConnectTimeout*time.Duration(len(p.opts.Brokers)) + time.Second):
 		c.Disconnect(0)
-		return nil, nil, fmt.Errorf("mqtt connect %s: timed out", strings.Join(p.opts.Brokers, ","))
+		return nil, nil, fmt.Errorf("mqtt connect %s: timed out", p.brokerList())
 	}
 	tried.Lock()
 	url := broker
 	tried.Unlock()
 	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("mqtt connect %s: %w", strings.Join(p.opts.Brokers, ","), err)
+		return nil, nil, fmt.Errorf("mqtt connect %s: %w", p.brokerList(), err)
 	}
 	p.log.Info("mqtt connected", "broker", url, "client_id", p.opts.ClientID)
 	p.setLink(func(l *Link) { *l = Link{Connected: true, Broker: url, Since: time.Now()} })
 	return c, lost, nil
+}
+
+// brokerList is the brokers as errors, logs and Link.Broker show them:
+// in the order tried, comma-separated, passwords redacted.
+func (p *Publisher) brokerList() string {
+	shown := make([]string, len(p.opts.Brokers))
+	for i, b := range p.opts.Brokers {
+		shown[i] = config.RedactURL(b)
+	}
+	return strings.Join(shown, ",")
 }
 
 type flight struct {
