@@ -94,7 +94,8 @@ var keyDocs = map[string]keyDoc{
 	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units."},
 	"sensors[].fault_after": {fmt.Sprint(DefaultFaultAfter), "Polls in a row without a valid reply before a communication fault; at least 1, at most " +
 		fmt.Sprint(MaxCutFaultAfter) + " on a sensor whose rules cut outputs (GB 50581-2010 §3.1.4)."},
-	"sensors[].stale_after": {"3 poll periods (see README)", "No reading for this long: the rules treat the sensor as faulty (a backstop for a poller that stopped)."},
+	"sensors[].calibration_due": {"", "When the next calibration is due (2006-01-02 or RFC 3339): a calibration_due event 24 h before, the alarm calibration_overdue from it."},
+	"sensors[].stale_after":     {"3 poll periods (see README)", "No reading for this long: the rules treat the sensor as faulty (a backstop for a poller that stopped)."},
 
 	"outputs":                   {"", "Actuators: relays on GPIO lines or coils on Modbus slaves, energised while power is allowed (fail-safe)."},
 	"outputs[].name":            {"required", "Unique name, referred to by rules' outputs and cut_outputs."},

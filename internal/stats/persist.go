@@ -78,7 +78,7 @@ func (a *Aggregator) Restore(sv Saved, now time.Time) (closed Window, ok bool) {
 	}
 	if !w.From.Equal(a.w.From) { // not the current window: hand it back closed
 		for name, o := range sv.Outputs {
-			w.Outputs[name] = Output{CutS: o.CutS, Cuts: o.Cuts}
+			w.Outputs[name] = Output(o)
 		}
 		return w, true
 	}
