@@ -13,8 +13,10 @@ package publish
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +45,7 @@ type Publisher struct {
 	current  map[string]contract.Reading
 	dirty    bool
 	retained retainedSet // guarded by mu (retained.go)
+	status   statusState // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
 }
@@ -56,7 +59,11 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 		return nil, errors.New("publish: site and agent id are required")
 	}
 	opts.defaults()
-	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1)}, nil
+	if len(opts.BootID) != 32 || strings.Trim(opts.BootID, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("publish: boot id %q is not 32 lowercase hex digits", opts.BootID)
+	}
+	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1),
+		status: statusState{state: contract.StateOnline, since: time.Now()}}, nil
 }
 
 // Topic returns the topic of a message kind for this agent.
@@ -91,26 +98,6 @@ func (p *Publisher) Current() []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// SetSensors replaces the configured sensor ids (after a config reload):
-// the next status message lists them, and the retained current snapshot
-// drops sensors no longer configured, so a removed sensor's last reading
-// is not shown as live.
-func (p *Publisher) SetSensors(ids []string) {
-	keep := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		keep[id] = true
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.opts.Sensors = append([]string(nil), ids...)
-	for id := range p.current {
-		if !keep[id] {
-			delete(p.current, id)
-			p.dirty = true
-		}
-	}
 }
 
 func (p *Publisher) setLink(f func(*Link)) {
