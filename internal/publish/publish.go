@@ -3,8 +3,9 @@
 //
 // The bbolt buffer is the only source of truth: the paho session is clean
 // and paho never reconnects or resends by itself. On every connect the
-// Publisher publishes status online, then drains alarm, event and telemetry
-// messages in seq order with a bounded window of publishes in flight. A
+// Publisher publishes its status (online or degraded), then drains alarm,
+// event and telemetry messages in seq order with a bounded window of
+// publishes in flight. A
 // message is acknowledged in the buffer only on its PUBACK; on any failure
 // the connection is dropped and the next connection starts again from the
 // lowest unacknowledged seq, so a subscriber may see repeats but never a
