@@ -97,7 +97,8 @@ type App struct {
 	appendErrs atomic.Uint64 // records the buffer refused since start
 	errLog     rateLimit
 
-	ctl controlState // control socket (control.go)
+	ctl     controlState // control socket (control.go)
+	outputs outputsTopic // the retained …/outputs message (outputs_topic.go)
 }
 
 // New opens every output of cfg (GPIO outputs are written cut before it

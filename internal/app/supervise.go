@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/reading"
 )
 
@@ -26,7 +27,8 @@ type lastReader interface {
 }
 
 // supervise watches every bus until ctx ends. A bus stalled inside a
-// transaction has its sensors reported as faults ("bus stalled") at each
+// transaction has its sensors reported as faults ("bus stalled", code
+// stalled) at each
 // of their intervals — so the rules cut what those sensors control, through
 // the outputs' own lanes — and its link is interrupted so the poller
 // reopens it.
@@ -66,11 +68,16 @@ func (a *App) supervise(ctx context.Context) {
 					continue
 				}
 				faulted[sc.ID] = now
-				a.super.Offer(reading.Reading{Sensor: sc.ID, Type: sc.Type, Unit: sc.Unit, Time: now.Round(0),
-					Status: reading.StatusFault, Err: "bus " + name + " stalled: no transaction completed within 3 × its timeout"})
+				a.super.Offer(stallFault(name, sc, now))
 			}
 		}
 	}
+}
+
+// stallFault is the fault reading of sensor sc of a stalled bus.
+func stallFault(bus string, sc config.Sensor, now time.Time) reading.Reading {
+	return reading.Reading{Sensor: sc.ID, Type: sc.Type, Unit: sc.Unit, Time: now.Round(0), Status: reading.StatusFault,
+		Err: "bus " + bus + " stalled: no transaction completed within 3 × its timeout", Code: reading.CodeStalled}
 }
 
 // live reports whether the safety core's loop ran within the last d and

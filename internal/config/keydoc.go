@@ -30,6 +30,7 @@ var keyDocs = map[string]keyDoc{
 	"mqtt.tls.key_file":             {"", "Private key (PEM) of cert_file; it must match the certificate. validate warns when every user can read it."},
 	"mqtt.tls.server_name":          {"the broker's host", "Name the broker's certificate must carry, when it differs from the host in the URL."},
 	"mqtt.tls.insecure_skip_verify": {"false", "Do not verify the broker's certificate (anyone on the path can impersonate the broker); validate warns."},
+	"mqtt.reconnect_max":            {DefaultReconnectMax.String(), "Cap of the reconnect back-off after a lost broker link (1s..60s); the first retry comes within 1 s."},
 	"mqtt.keepalive":                {DefaultKeepAlive.String(), "MQTT keepalive (at least 1s); the broker's last will says offline within 1.5 x this of a silent agent."},
 	"mqtt.connect_timeout":          {(10 * time.Second).String(), "How long one connection attempt to one broker may take."},
 	"mqtt.publish_timeout":          {(10 * time.Second).String(), "How long to wait for a PUBACK before the link is taken for dead and the message is sent again from the buffer."},

@@ -139,6 +139,9 @@ func (c *Config) validateMQTT(k *checker) {
 	if m.KeepAlive.D() < time.Second {
 		k.errf("mqtt.keepalive", "%s is too short (at least 1s)", m.KeepAlive)
 	}
+	if d := m.ReconnectMax.D(); d < time.Second || d > time.Minute {
+		k.errf("mqtt.reconnect_max", "%s is outside 1s..60s", m.ReconnectMax)
+	}
 }
 
 // validateTLS loads the TLS files as the agent will at connect, so a bad

@@ -49,6 +49,11 @@ type MQTT struct {
 	// pings are never starved.
 	WindowBytes int `yaml:"window_bytes"`
 	RateBytes   int `yaml:"rate_bytes,omitempty"`
+
+	// ReconnectMax caps the back-off between reconnect attempts (default
+	// 10s, 1s..60s): the first retry after a loss comes within 1 s, each
+	// next one waits up to twice as long, jittered, never longer than this.
+	ReconnectMax Duration `yaml:"reconnect_max"`
 }
 
 // TLS configures a secured broker link. Server verification is on unless

@@ -32,6 +32,11 @@ const (
 	DefaultFaultAfter = 2
 )
 
+// DefaultReconnectMax caps the MQTT reconnect back-off (mqtt.reconnect_max):
+// after a broker outage a buffered alarm reaches the bureau within about
+// this long of the broker's return (a 60 s cap made it 74 s, issue 10).
+const DefaultReconnectMax = 10 * time.Second
+
 // SensorTypes lists the accepted sensor types.
 var SensorTypes = []string{
 	"methane", "co", "o2", "h2s", "co2", "no2", "so2", "nh3", "lel", "water_level", "pressure",
@@ -75,6 +80,9 @@ func applyDefaults(c *Config) {
 	}
 	if c.MQTT.PublishTimeout == 0 {
 		c.MQTT.PublishTimeout = Duration(10 * time.Second)
+	}
+	if c.MQTT.ReconnectMax == 0 {
+		c.MQTT.ReconnectMax = Duration(DefaultReconnectMax)
 	}
 	if c.MQTT.WindowBytes == 0 {
 		c.MQTT.WindowBytes = DefaultWindowBytes

@@ -47,10 +47,35 @@ const (
 	EventCalibrationDue   = "calibration_due"   // its calibration is due within 24 h (subject: the sensor)
 )
 
-// Status states.
+// Agent lifecycle event types carried in Event.Type, with their fields:
+//
+//   - start: the agent started; PreviousStop says how the last run ended
+//     (StopClean, StopCrash or StopUnknown), Detail may say more.
+//   - reload: a new config was applied without a restart; ConfigHashBefore
+//     and ConfigHashAfter are the ConfigHash of the old and the new config
+//     (the status message carries the new one as config_hash).
+//   - buffer_fault: the buffer file cannot be used (an I/O error, a
+//     read-only or full file system, a stalled disk) and the agent runs on
+//     memory; Reason is a short machine word for the cause, Detail the
+//     error text. The status message says degraded meanwhile.
 const (
-	StateOnline  = "online"
-	StateOffline = "offline"
+	EventStart       = "start"
+	EventReload      = "reload"
+	EventBufferFault = "buffer_fault"
+)
+
+// How the previous run ended (Event.PreviousStop of a start event).
+const (
+	StopClean   = "clean"   // a clean shutdown (SIGTERM, outputs cut and confirmed)
+	StopCrash   = "crash"   // the last run ended without its shutdown (kill, panic, power loss)
+	StopUnknown = "unknown" // no record of the last run (first start, unreadable state file)
+)
+
+// Status states (Status.State).
+const (
+	StateOnline   = "online"   // running, monitoring and publishing
+	StateDegraded = "degraded" // running with a fault the bureau must know (Status.Reasons say which)
+	StateOffline  = "offline"  // stopped, or (the broker's will) gone without a word
 )
 
 // ErrNotFinite is returned when a value to encode is NaN or ±Inf.
@@ -68,7 +93,9 @@ func Topic(prefix, site, agent, kind string) string {
 func Millis(t time.Time) int64 { return t.UnixMilli() }
 
 // Reading is one element of a telemetry "readings" array and of "current".
-// Value is nil for a fault (encoded as null); Error is set only for a fault.
+// Value is nil for a fault (encoded as null); Error (the reason, for
+// people) and Code (one of reading.FaultCodes, for machines) are set for
+// every fault and only for a fault.
 type Reading struct {
 	Sensor string   `json:"sensor"`
 	Type   string   `json:"type"`
@@ -77,26 +104,51 @@ type Reading struct {
 	Unit   string   `json:"unit"`
 	Status string   `json:"status"`
 	Error  string   `json:"error,omitempty"`
+	Code   string   `json:"code,omitempty"`
 }
 
+// notFinite is the reason of a reading whose value is NaN or infinite.
+const notFinite = "value is not a finite number"
+
 // FromReading converts a sample to its contract form. A fault (or a
-// non-finite value, which can only be a decoding defect) gets a null value.
+// non-finite value, which can only be a decoding defect) gets a null
+// value, a reason and a code: the producer's, else nan or inf for a
+// non-finite value, else reading.CodeUnknown.
 func FromReading(r reading.Reading) Reading {
 	c := Reading{Sensor: r.Sensor, Type: r.Type, TS: Millis(r.Time), Unit: r.Unit, Status: string(r.Status)}
+	nonFinite := math.IsNaN(r.Value) || math.IsInf(r.Value, 0)
 	switch {
 	case r.Status == reading.StatusFault:
-		c.Error = r.Err
+		c.Error, c.Code = r.Err, string(r.Code)
+		if c.Code == "" {
+			c.Code = string(nonFiniteCode(r.Value))
+		}
 		if c.Error == "" {
 			c.Error = "fault"
+			if nonFinite {
+				c.Error = notFinite
+			}
 		}
-	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+	case nonFinite:
 		c.Status = string(reading.StatusFault)
-		c.Error = "not_finite"
+		c.Error, c.Code = notFinite, string(nonFiniteCode(r.Value))
 	default:
 		v := r.Value
 		c.Value = &v
 	}
 	return c
+}
+
+// nonFiniteCode is the code of a fault whose producer gave none: nan or inf
+// for such a value, else unknown.
+func nonFiniteCode(v float64) reading.FaultCode {
+	switch {
+	case math.IsNaN(v):
+		return reading.CodeNaN
+	case math.IsInf(v, 0):
+		return reading.CodeInf
+	}
+	return reading.CodeUnknown
 }
 
 // Telemetry is the payload of {prefix}/{site}/{agent}/telemetry.
@@ -179,15 +231,37 @@ type Event struct {
 	// or restore, the sensor of a calibration.
 	Subject string `json:"subject,omitempty"`
 	Detail  string `json:"detail,omitempty"`
+	// PreviousStop (start events): StopClean, StopCrash or StopUnknown.
+	PreviousStop string `json:"previous_stop,omitempty"`
+	// ConfigHashBefore/After (reload events): ConfigHash of the old and
+	// the new config.
+	ConfigHashBefore string `json:"config_hash_before,omitempty"`
+	ConfigHashAfter  string `json:"config_hash_after,omitempty"`
 }
 
-// Status is the retained payload of {prefix}/{site}/{agent}/status.
+// Status is the retained payload of {prefix}/{site}/{agent}/status,
+// republished on every change of state, reasons or config and on every
+// connect.
+//
+// TS is when State and Reasons last changed (unix ms), not when the link
+// came up: a reconnect republishes the same TS. The broker's last will is
+// a Status with Will set and no TS, since an agent cannot know when it
+// will vanish (the time it was received is the best estimate); its other
+// fields are as of the connection it was registered on. BootID is random
+// per process start, so a consumer tells a restart (new BootID) from a
+// reconnect (same BootID).
 type Status struct {
 	V       int      `json:"v"`
-	State   string   `json:"state"` // online|offline
-	TS      int64    `json:"ts"`
+	State   string   `json:"state"`             // StateOnline, StateDegraded or StateOffline
+	Reasons []string `json:"reasons,omitempty"` // why degraded: present then, and only then
+	TS      int64    `json:"ts,omitempty"`      // when State/Reasons last changed; absent in the will
+	Will    bool     `json:"will,omitempty"`    // true only in the will
+	BootID  string   `json:"boot_id"`           // 32 hex digits
 	Version string   `json:"version"`
-	Sensors []string `json:"sensors"`
+	// ConfigHash is the running config's ConfigHash ("" until the app
+	// gives one).
+	ConfigHash string   `json:"config_hash,omitempty"`
+	Sensors    []string `json:"sensors"`
 }
 
 // Current is the retained payload of {prefix}/{site}/{agent}/current: the

@@ -55,7 +55,8 @@ func compileSchemas() (map[string]*jsonschema.Schema, error) {
 }
 
 // Validate checks payload against the schema of kind (KindTelemetry,
-// KindAlarm, KindEvent, KindStatus, KindCurrent, or "reading"). It returns
+// KindAlarm, KindEvent, KindStatus, KindCurrent, KindAlarms, KindOutputs,
+// or "reading"). It returns
 // an error naming the kind and every violation, or nil if payload conforms.
 func Validate(kind string, payload []byte) error {
 	schemas, err := compiled()

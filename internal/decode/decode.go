@@ -13,6 +13,7 @@ import (
 	"math"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/reading"
 )
 
 // Format names accepted in Spec.Format (config key "format").
@@ -381,4 +382,30 @@ func roundSignificant(x float64, n int) float64 {
 	}
 	p := math.Pow(10, float64(-e))
 	return math.Round(x*p) / p
+}
+
+// Code returns the fault code of an error of this package (by its kind):
+// range, no_value, nan, inf; a wrong register count is a malformed reply
+// (frame); the configuration kinds (format, byte order, scale) are config.
+// It returns "" for an error that is not one of this package's.
+func Code(err error) reading.FaultCode {
+	var e *Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch e.Kind {
+	case ErrRange:
+		return reading.CodeRange
+	case ErrNoValue:
+		return reading.CodeNoValue
+	case ErrNaN:
+		return reading.CodeNaN
+	case ErrInf:
+		return reading.CodeInf
+	case ErrCount:
+		return reading.CodeFrame
+	case ErrFormat, ErrOrder, ErrScale:
+		return reading.CodeConfig
+	}
+	return reading.CodeUnknown
 }

@@ -47,10 +47,10 @@ func nextStatus(t *testing.T, ch <-chan brokertest.Message, what string) contrac
 // retained "offline" itself before disconnecting: the offline status a
 // subscriber receives, and the one a late subscriber gets as retained,
 // carries a ts inside the shutdown window (between the SIGTERM and the
-// process exit). The broker's will cannot be that message: the will is
-// formed at connect time, so its ts is the connect time, before the
-// window; and after the clean DISCONNECT no further status (a will)
-// follows. Every (re)connect publishes "online": the first connect and
+// process exit). The broker's will cannot be that message: the will
+// carries "will":true and no ts (it is formed at connect time, so it
+// cannot know the time of death); and after the clean DISCONNECT no
+// further status (a will) follows. Every (re)connect publishes "online": the first connect and
 // each of two network drops (proxy cuts every connection without a
 // DISCONNECT; the broker publishes the will, the agent reconnects).
 func TestCases_M4bSigtermPublishesOffline(t *testing.T) {

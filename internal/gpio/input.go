@@ -283,7 +283,7 @@ func (in *Input) emitValue(level bool, at time.Time) {
 	})
 }
 
-// fault emits a fault reading and logs a new error once.
+// fault emits a fault reading (code gpio) and logs a new error once.
 func (in *Input) fault(at time.Time, err error, last *string) {
 	msg := fmt.Sprintf("gpio %s: %v", in.where, err)
 	if msg != *last {
@@ -292,7 +292,7 @@ func (in *Input) fault(at time.Time, err error, last *string) {
 	}
 	in.emit(reading.Reading{
 		Sensor: in.sensor.ID, Type: in.sensor.Type, Unit: in.sensor.Unit,
-		Time: at, Status: reading.StatusFault, Err: msg,
+		Time: at, Status: reading.StatusFault, Err: msg, Code: reading.CodeGPIO,
 	})
 }
 

@@ -96,7 +96,7 @@ func (p *fakePin) WaitEdge(timeout time.Duration) (bool, error) {
 func anyReading(reading.Reading) bool { return true }
 
 // While reads fail, an input gives fault readings with the reason and
-// nothing else, whichever level active_low maps to "active"; once reads
+// code gpio and nothing else, whichever level active_low maps to "active"; once reads
 // work again it gives the line's value.
 func TestInput_ReadErrorIsAFaultNeverALevel(t *testing.T) {
 	for _, activeLow := range []bool{false, true} {
@@ -116,7 +116,7 @@ func TestInput_ReadErrorIsAFaultNeverALevel(t *testing.T) {
 			c.next(t, "fault", func(r reading.Reading) bool { return r.Status == reading.StatusFault })
 			for range 5 {
 				r := c.next(t, "reading while failing", anyReading)
-				if r.Status != reading.StatusFault || r.Valid() ||
+				if r.Status != reading.StatusFault || r.Valid() || r.Code != reading.CodeGPIO ||
 					r.Err != "gpio chip gpiochip0 line 6: read: GPIO_V2_LINE_GET_VALUES_IOCTL: input/output error" {
 					t.Fatalf("reading while the line fails: %+v, want only faults", r)
 				}
@@ -140,8 +140,8 @@ func TestInput_WaitErrorIsAFaultAndDoesNotSpin(t *testing.T) {
 
 	pin.set(nil, errors.New("read edge event: bad file descriptor"))
 	f := c.next(t, "fault", func(r reading.Reading) bool { return r.Status == reading.StatusFault })
-	if f.Err != "gpio chip gpiochip0 line 7: wait for edge: read edge event: bad file descriptor" {
-		t.Fatalf("fault %q", f.Err)
+	if f.Err != "gpio chip gpiochip0 line 7: wait for edge: read edge event: bad file descriptor" || f.Code != reading.CodeGPIO {
+		t.Fatalf("fault %q code %q, want code gpio", f.Err, f.Code)
 	}
 	ins, waits := pin.ins.Load(), pin.waits.Load()
 	time.Sleep(500 * time.Millisecond) // count what a failing wait costs over half a second

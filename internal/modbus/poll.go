@@ -205,7 +205,8 @@ func (p *Poller) emitValue(pt *point, at time.Time, data []byte, base uint16) {
 		Time: at.Round(0), Value: v, Status: reading.StatusNormal})
 }
 
+// emitFault emits a fault reading of pt: err's text and its FaultCode.
 func (p *Poller) emitFault(pt *point, at time.Time, err error) {
 	p.emit(reading.Reading{Sensor: pt.cfg.ID, Type: pt.cfg.Type, Unit: pt.cfg.Unit,
-		Time: at.Round(0), Status: reading.StatusFault, Err: err.Error()})
+		Time: at.Round(0), Status: reading.StatusFault, Err: err.Error(), Code: FaultCode(err)})
 }

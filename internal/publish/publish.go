@@ -3,8 +3,9 @@
 //
 // The bbolt buffer is the only source of truth: the paho session is clean
 // and paho never reconnects or resends by itself. On every connect the
-// Publisher publishes status online, then drains alarm, event and telemetry
-// messages in seq order with a bounded window of publishes in flight. A
+// Publisher publishes its status (online or degraded), then drains alarm,
+// event and telemetry messages in seq order with a bounded window of
+// publishes in flight. A
 // message is acknowledged in the buffer only on its PUBACK; on any failure
 // the connection is dropped and the next connection starts again from the
 // lowest unacknowledged seq, so a subscriber may see repeats but never a
@@ -13,8 +14,10 @@ package publish
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +46,7 @@ type Publisher struct {
 	current  map[string]contract.Reading
 	dirty    bool
 	retained retainedSet // guarded by mu (retained.go)
+	status   statusState // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
 }
@@ -56,7 +60,11 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 		return nil, errors.New("publish: site and agent id are required")
 	}
 	opts.defaults()
-	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1)}, nil
+	if len(opts.BootID) != 32 || strings.Trim(opts.BootID, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("publish: boot id %q is not 32 lowercase hex digits", opts.BootID)
+	}
+	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1),
+		status: statusState{state: contract.StateOnline, since: time.Now()}}, nil
 }
 
 // Topic returns the topic of a message kind for this agent.
@@ -91,26 +99,6 @@ func (p *Publisher) Current() []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// SetSensors replaces the configured sensor ids (after a config reload):
-// the next status message lists them, and the retained current snapshot
-// drops sensors no longer configured, so a removed sensor's last reading
-// is not shown as live.
-func (p *Publisher) SetSensors(ids []string) {
-	keep := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		keep[id] = true
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.opts.Sensors = append([]string(nil), ids...)
-	for id := range p.current {
-		if !keep[id] {
-			delete(p.current, id)
-			p.dirty = true
-		}
-	}
 }
 
 func (p *Publisher) setLink(f func(*Link)) {

@@ -19,16 +19,23 @@ import (
 	"github.com/hazmon/hazmon/internal/store"
 )
 
-// Run connects, publishes and reconnects (capped exponential backoff with
-// jitter) until ctx ends; then it publishes status offline (retained),
-// disconnects and returns nil.
+// Run connects, publishes and reconnects until ctx ends; then it
+// publishes status offline (retained), disconnects and returns nil.
+//
+// Reconnects follow a capped exponential back-off with jitter (backoff):
+// the first attempt after a loss comes within BackoffMin (1 s by default),
+// each next one within twice the previous ceiling, none later than
+// BackoffMax (mqtt.reconnect_max) after the previous failure, so a
+// buffered alarm leaves within about BackoffMax of the broker's return.
 func (p *Publisher) Run(ctx context.Context) error {
-	backoff := p.opts.BackoffMin
+	bo := newBackoff(p.opts.BackoffMin, p.opts.BackoffMax, rand.Int64N)
 	for {
 		c, lost, err := p.connect(ctx)
+		failedAt := time.Now()
 		if err == nil {
-			backoff = p.opts.BackoffMin
+			bo.reset()
 			err = p.session(ctx, c, lost)
+			failedAt = time.Now()
 			if ctx.Err() != nil {
 				if !errors.Is(err, errStopped) { // session did not get to its own shutdown
 					p.goOffline(c, time.Now().Add(p.opts.PublishTimeout))
@@ -36,13 +43,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 				return nil
 			}
 			// A DISCONNECT would suppress the broker's LWT; if the link
-			// still carries anything, say offline ourselves (bounded wait).
-			// Not after a PUBACK timeout: the link has just shown it
-			// carries nothing, and the wait would only delay the reconnect
-			// (M1); the broker's LWT says offline.
-			if !errors.Is(err, ErrPubackTimeout) {
+			// still carries anything, say offline ourselves (bounded wait,
+			// counted in the back-off). Not on a lost connection (nothing
+			// to carry it) nor after a PUBACK timeout: the link has just
+			// shown it carries nothing, and the wait would only delay the
+			// reconnect (M1); the broker's LWT says offline.
+			if !errors.Is(err, ErrPubackTimeout) && !errors.Is(err, errLost) {
 				ctx1, cancel := context.WithTimeout(ctx, time.Second)
-				_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOffline))
+				_ = p.publishWait(ctx1, c, p.Topic(contract.KindStatus), true, p.offlinePayload(time.Now(), false))
 				cancel()
 			}
 			c.Disconnect(0)
@@ -51,25 +59,29 @@ func (p *Publisher) Run(ctx context.Context) error {
 			return nil
 		}
 		msg := config.RedactURL(err.Error()) // paho's and our texts may hold a broker URL
-		p.log.Warn("mqtt link down", "err", msg, "retry_in", backoff)
+		retryAt := failedAt.Add(bo.next())
+		p.log.Warn("mqtt link down", "err", msg, "retry_in", time.Until(retryAt).Round(time.Millisecond))
 		p.setLink(func(l *Link) {
 			if l.Connected {
-				l.Since = time.Now()
+				l.Since = failedAt
 			}
 			l.Connected, l.InFlight, l.LastError = false, 0, msg
 			if l.Broker == "" {
 				l.Broker = p.brokerList() // tried, in order
 			}
 		})
-		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(time.Until(retryAt))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-t.C:
 		}
-		backoff = min(backoff*2, p.opts.BackoffMax)
 	}
 }
+
+// errLost wraps the error of a connection paho reports lost.
+var errLost = errors.New("connection lost")
 
 func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, error) {
 	lost := make(chan error, 1)
@@ -85,10 +97,10 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		SetPingTimeout(min(p.opts.KeepAlive, 10*time.Second)).
 		SetConnectTimeout(p.opts.ConnectTimeout).
 		SetWriteTimeout(p.opts.PublishTimeout).
-		SetBinaryWill(p.Topic(contract.KindStatus), p.statusPayload(contract.StateOffline), 1, true).
+		SetBinaryWill(p.Topic(contract.KindStatus), p.willPayload(), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			select {
-			case lost <- fmt.Errorf("connection lost: %w", err):
+			case lost <- fmt.Errorf("%w: %w", errLost, err):
 			default:
 			}
 		}).
@@ -152,11 +164,11 @@ type flight struct {
 	at  time.Time
 }
 
-// session runs one connection: status online, then the ordered drain.
-// It returns the reason the connection must be dropped.
+// session runs one connection: the status (online or degraded), then the
+// ordered drain. It returns the reason the connection must be dropped.
 func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan error) error {
-	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload(contract.StateOnline)); err != nil {
-		return fmt.Errorf("publish status online: %w", err)
+	if err := p.publishWait(ctx, c, p.Topic(contract.KindStatus), true, p.statusPayload()); err != nil {
+		return fmt.Errorf("publish status: %w", err)
 	}
 	p.markRetained()
 	p.publishRetained(c)
@@ -242,6 +254,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		case <-tick.C:
 			p.publishCurrent(c)
 		case <-p.retainedCh:
+			p.publishStatus(c)
 			p.publishRetained(c)
 		}
 	}

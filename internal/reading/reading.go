@@ -27,7 +27,9 @@ const (
 // Time is the wall-clock sample time (published as unix milliseconds).
 // Value is in engineering units (after scale and offset) and is meaningful
 // only when Status is not StatusFault: a fault never carries an invented
-// value. Err says why a reading is a fault ("" otherwise).
+// value. Err says why a reading is a fault, for people; Code says it for
+// machines (both "" unless Status is StatusFault, and every producer of a
+// fault sets both).
 type Reading struct {
 	Sensor string    // sensor id from the config, e.g. "CH4-101"
 	Type   string    // sensor type, e.g. "methane"
@@ -35,7 +37,8 @@ type Reading struct {
 	Time   time.Time // sample time (wall clock)
 	Value  float64   // engineering value; undefined when Status == StatusFault
 	Status Status
-	Err    string // fault reason, "" unless Status == StatusFault
+	Err    string    // fault reason, "" unless Status == StatusFault
+	Code   FaultCode // fault code, "" unless Status == StatusFault
 }
 
 // Valid reports whether r carries a usable value (it is not a fault).

@@ -223,11 +223,17 @@ func (e *Engine) Apply(r reading.Reading, now time.Time) (reading.Status, Effect
 	s.lastSeen = now
 	switch {
 	case !r.Valid():
-		e.fault(s, r.Err, now)
-	case math.IsNaN(r.Value) || math.IsInf(r.Value, 0):
+		code := r.Code
+		if code == "" {
+			code = reading.CodeUnknown
+		}
+		e.fault(s, code, r.Err, now)
+	case math.IsNaN(r.Value):
 		// Never a number crossing a limit (field case D6): a NaN or an
 		// infinity is a sensor fault even if the reading claims a value.
-		e.fault(s, "non-finite value", now)
+		e.fault(s, reading.CodeNaN, "non-finite value", now)
+	case math.IsInf(r.Value, 0):
+		e.fault(s, reading.CodeInf, "non-finite value", now)
 	default:
 		e.valid(s, r.Value, now)
 	}
@@ -245,7 +251,7 @@ func (e *Engine) Tick(now time.Time) Effects {
 	for si := range e.sensors {
 		s := &e.sensors[si]
 		if s.staleAfter > 0 && !s.faulty && !s.lastSeen.IsZero() && now.Sub(s.lastSeen) > s.staleAfter {
-			e.fault(s, "no reading within stale_after", now)
+			e.fault(s, reading.CodeStale, "no reading within stale_after", now)
 		}
 		if !s.faulty {
 			for ri := range s.rules {
@@ -365,7 +371,7 @@ func (e *Engine) raise(s *sensorState, rs *ruleState, v float64, now time.Time) 
 	e.event(s, RuleEvent{Level: rs.rule.Level, Direction: rs.direction(), State: StateRaised, Value: v, Valid: true, Limit: rs.limit, Outputs: rs.rule.Outputs}, now)
 }
 
-func (e *Engine) fault(s *sensorState, reason string, now time.Time) {
+func (e *Engine) fault(s *sensorState, code reading.FaultCode, reason string, now time.Time) {
 	for ri := range s.rules {
 		s.rules[ri].pending = false // an on-delay needs the condition to hold continuously
 	}
@@ -374,7 +380,7 @@ func (e *Engine) fault(s *sensorState, reason string, now time.Time) {
 	}
 	if !s.faulty {
 		s.faulty = true
-		e.event(s, RuleEvent{Level: LevelFault, State: StateRaised, Outputs: s.faultOuts, Reason: reason}, now)
+		e.event(s, RuleEvent{Level: LevelFault, State: StateRaised, Outputs: s.faultOuts, Reason: reason, Code: code}, now)
 	}
 }
 

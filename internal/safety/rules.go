@@ -225,6 +225,10 @@ type RuleEvent struct {
 	Outputs     []string  // outputs the rule (or fault lockout) demands cut; shared, do not modify
 	Calibration bool      // the sensor was under calibration: not a real alarm
 	Reason      string    // fault reason (reading.Reading.Err), "" otherwise
+	// Code is a fault event's code: the reading's (reading.Reading.Code),
+	// reading.CodeStale for a sensor silent beyond its StaleAfter, nan or
+	// inf for a non-finite value; "" for a rule event.
+	Code reading.FaultCode
 }
 
 // Directions of a rule (RuleEvent.Direction): with its sensor and level they
