@@ -76,10 +76,12 @@ type App struct {
 	opts Options
 	log  *slog.Logger
 
-	lock  *instanceLock
-	core  *safety.Core
-	super *safety.Source // the bus supervisor's faults
-	state *stateKeeper
+	lock    *instanceLock
+	prev    previous // how the last run ended (state.go)
+	cfgHash string   // contract.ConfigHash of the running config file (guarded by mu)
+	core    *safety.Core
+	super   *safety.Source // the bus supervisor's faults
+	state   *stateKeeper
 
 	mu       sync.Mutex            // guards pl, st, pub, life
 	pl       *plant                // current config's hardware
@@ -134,6 +136,8 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	a.plantNow.Store(pl)
 	a.state = newStateKeeper(cfg.Agent.DataDir, a.log)
 	prev := a.state.load(time.Now())
+	a.prev = prev
+	a.cfgHash = configHash(opts.ConfigPath, cfg)
 	core, err := safety.New(cfg.SafetySpec(), pl.laneMap(), safety.Options{
 		HoldUntil: prev.holdUntil, HoldReason: prev.holdReason, PreviousAlarms: prev.alarms, Latched: prev.latched,
 	})
@@ -212,6 +216,11 @@ func (a *App) Run(ctx context.Context) error {
 
 	// 2. The buffer (degraded without it), 3. the publisher.
 	runErr := a.openUplink(cfg)
+	if runErr == nil {
+		a.event(contract.Event{Type: contract.EventStart, TS: time.Now().UnixMilli(), PreviousStop: a.prev.stop,
+			Detail: a.prev.stopDetail})
+		a.updateState()
+	}
 	var pubDone <-chan error
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
@@ -221,8 +230,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	recCtx, stopRec := context.WithCancel(life)
 	recDone := a.spawn("recorder", func() error { a.record(recCtx); return nil })
-	aux.Add(2)
+	aux.Add(3)
 	a.spawn("loss reports", func() error { defer aux.Done(); a.lossLoop(auxCtx); return nil })
+	a.spawn("outputs topic", func() error { defer aux.Done(); a.outputsLoop(auxCtx); return nil })
 	a.spawn("clock watch", func() error { // a wall-clock step (NTP on a board without RTC) becomes a clock_step event
 		defer aux.Done()
 		ClockWatch{Report: a.event}.Run(auxCtx)
@@ -310,6 +320,9 @@ func (a *App) openUplink(cfg *config.Config) error {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	po.Logger = a.log.With("component", "mqtt")
+	a.mu.Lock()
+	po.ConfigHash = a.cfgHash
+	a.mu.Unlock()
 	pub, err := publish.New(st, po)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/safety"
@@ -95,4 +96,26 @@ func sameOutputs(a, b []contract.Output) bool {
 		x.Feed, y.Feed = nil, nil
 		return x == y && (xf == nil) == (yf == nil) && (xf == nil || *xf == *yf)
 	})
+}
+
+// OutputsEvery is how often the retained …/outputs message is refreshed
+// from the safety core (sent only when something changed).
+const OutputsEvery = time.Second
+
+// outputsLoop keeps the retained …/outputs message up to date until ctx ends.
+func (a *App) outputsLoop(ctx context.Context) {
+	t := time.NewTicker(OutputsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, OutputsEvery/2)
+		if _, err := a.retainOutputs(sctx); err != nil && a.errLog.allow() {
+			a.log.Warn("outputs topic: no snapshot of the safety core", "err", err)
+		}
+		cancel()
+	}
 }

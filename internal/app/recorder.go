@@ -126,7 +126,7 @@ func (a *App) event(e contract.Event) {
 func alarmPayload(s safety.Alarm) contract.Alarm {
 	a := contract.Alarm{
 		AlarmID: s.ID, Sensor: s.Sensor, Level: s.Level, Direction: s.Direction, State: s.State,
-		TS: s.Time.UnixMilli(), Outputs: s.Outputs, Calibration: s.Calibration, Reason: s.Reason,
+		TS: s.Time.UnixMilli(), Outputs: s.Outputs, Calibration: s.Calibration, Reason: s.Reason, Code: string(s.Code),
 	}
 	if a.Outputs == nil {
 		a.Outputs = []string{}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/sdnotify"
 )
@@ -116,9 +118,15 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	a.pl = np
 	a.plantNow.Store(np)
 	a.mu.Unlock()
+	after := configHash(a.opts.ConfigPath, next)
+	a.mu.Lock()
+	before := a.cfgHash
+	a.cfgHash = after
+	a.mu.Unlock()
 	if pub := a.publisher(); pub != nil {
-		pub.SetSensors(sensorIDs(next))
+		pub.SetConfig(after, sensorIDs(next))
 	}
+	a.event(contract.Event{Type: contract.EventReload, TS: time.Now().UnixMilli(), ConfigHashBefore: before, ConfigHashAfter: after})
 	a.state.configured(next)
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil

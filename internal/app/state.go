@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/statefile"
 )
@@ -49,6 +50,8 @@ type previous struct {
 	holdReason string
 	alarms     []safety.Alarm
 	latched    map[string]string
+	stop       string // contract.StopClean, StopCrash or StopUnknown
+	stopDetail string
 }
 
 // stateKeeper writes the state record off the safety path: setters record
@@ -78,12 +81,18 @@ func (k *stateKeeper) load(now time.Time) previous {
 	var p previous
 	switch {
 	case errors.Is(err, os.ErrNotExist): // first start: nothing to hold
+		p.stop, p.stopDetail = contract.StopUnknown, "no record of an earlier run (first start)"
 		return p
 	case err != nil:
 		k.log.Warn("state record unreadable: treating the last stop as unclean", "err", err)
 		k.cur.Unclean = []int64{now.UnixMilli()}
 		p.holdUntil, p.holdReason = now.Add(CrashHold), "held after start: how the agent last stopped is unknown (state record unreadable)"
+		p.stop, p.stopDetail = contract.StopUnknown, "state record unreadable: "+err.Error()
 		return p
+	}
+	p.stop = contract.StopClean
+	if prev.Running {
+		p.stop, p.stopDetail = contract.StopCrash, "the last run did not stop cleanly (crash, kill, power cut or watchdog)"
 	}
 	p.alarms = prev.Alarms
 	for _, al := range prev.Alarms {

@@ -190,6 +190,9 @@ type Alarm struct {
 	// cleared because it no longer is), "reload" (the new config can no
 	// longer clear it), "restored" (a technician restored the output).
 	Reason string `json:"reason,omitempty"`
+	// Code is a fault alarm's machine code, as on fault readings
+	// (timeout, bus_down, range, stale, ...).
+	Code string `json:"code,omitempty"`
 	// Episode summarises the abnormal episode on a cleared alarm.
 	Episode *Episode `json:"episode,omitempty"`
 }

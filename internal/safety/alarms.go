@@ -3,6 +3,8 @@ package safety
 import (
 	"strconv"
 	"time"
+
+	"github.com/hazmon/hazmon/internal/reading"
 )
 
 // Alarm levels beyond the rule levels (Level) and LevelFault.
@@ -66,6 +68,9 @@ type Alarm struct {
 	// event (the cut still acted).
 	Calibration bool
 	Reason      string // fault reason, feed or output detail, ReasonRestart, ...
+	// Code is a fault alarm's machine code (reading.FaultCode of the
+	// reading that raised it: timeout, stale, range, ...); "" otherwise.
+	Code reading.FaultCode
 	// Episode summarises the episode on a cleared alarm (nil on a raise,
 	// and on a clear of an alarm of the last run that this run never saw).
 	Episode *Episode `json:",omitempty"`

@@ -311,7 +311,7 @@ func (c *Core) effects(fx Effects, now time.Time) {
 		a := Alarm{
 			Sensor: ev.Sensor, Level: string(ev.Level), Direction: ev.Direction, State: ev.State,
 			Time: ev.Time, Value: ev.Value, Valid: ev.Valid, Outputs: slices.Clone(ev.Outputs),
-			Calibration: ev.Calibration, Reason: ev.Reason,
+			Calibration: ev.Calibration, Reason: ev.Reason, Code: ev.Code,
 		}
 		if ev.Level != LevelFault {
 			a.Limit, a.HasLimit = ev.Limit, true
