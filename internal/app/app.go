@@ -98,6 +98,7 @@ type App struct {
 	errLog     rateLimit
 
 	ctl controlState // control socket (control.go)
+	met metricsState // Prometheus metrics (metrics.go)
 }
 
 // New opens every output of cfg (GPIO outputs are written cut before it
@@ -211,6 +212,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	// 2. The buffer (degraded without it), 3. the publisher.
 	runErr := a.openUplink(cfg)
+	defer a.startMetrics(ctx, cfg)() // PUBACK baseline before the publisher runs; metrics.listen
 	var pubDone <-chan error
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
