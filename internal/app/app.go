@@ -101,6 +101,7 @@ type App struct {
 
 	ctl     controlState // control socket (control.go)
 	outputs outputsTopic // the retained …/outputs message (outputs_topic.go)
+	met     metricsState // Prometheus metrics (metrics.go)
 }
 
 // New opens every output of cfg (GPIO outputs are written cut before it
@@ -221,6 +222,7 @@ func (a *App) Run(ctx context.Context) error {
 			Detail: a.prev.stopDetail})
 		a.updateState()
 	}
+	defer a.startMetrics(ctx, cfg)() // PUBACK baseline before the publisher runs; metrics.listen
 	var pubDone <-chan error
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()

@@ -43,6 +43,7 @@ func (a *App) recordItems(items []safety.Item) {
 		case safety.ItemReading:
 			r := it.Reading
 			a.ctl.observe(r)
+			a.met.readings.Count(r)
 			c := contract.FromReading(r)
 			if pub != nil {
 				pub.UpdateCurrent(c)

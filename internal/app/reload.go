@@ -146,6 +146,8 @@ func restartOnly(a, b *config.Config) string {
 		return "control"
 	case a.Log != b.Log:
 		return "log"
+	case a.Metrics != b.Metrics:
+		return "metrics"
 	}
 	return ""
 }

@@ -51,6 +51,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newVersion(stdout), newValidate(stdout, stderr), newRun(stderr))
 	root.AddCommand(newStatus(stdout), newWatch(stdout), newProbe(stdout), newScan(stdout, stderr),
 		newOutput(stdout, stderr), newCalibrate(stdout), newBuffer(stdout, stderr), newConfig(stdout),
-		newReload(stdout, stderr)) // technician's commands (control.go, status.go, probe.go, ...)
+		newReload(stdout, stderr), newMetrics(stdout)) // technician's commands (control.go, status.go, probe.go, metrics.go, ...)
 	return root
 }

@@ -121,6 +121,9 @@ var keyDocs = map[string]keyDoc{
 	"control":        {"", "The local control socket the CLI talks to."},
 	"control.socket": {DefaultSocket, "Path of the socket (mode 0660, group hazmon)."},
 
+	"metrics":        {"", "Prometheus metrics over TCP; they are always on the control socket too (GET /metrics, hazmon metrics)."},
+	"metrics.listen": {"off", "host:port serving GET /metrics in the Prometheus text format, e.g. " + DefaultMetricsListen + ". No authentication: an address other hosts can reach gets a warning."},
+
 	"log":        {"", "The agent's log (stderr; journald under systemd)."},
 	"log.level":  {"info", "debug, info, warn or error."},
 	"log.format": {"text", "text or json."},

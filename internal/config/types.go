@@ -22,6 +22,7 @@ type Config struct {
 	WarningGroups []WarningGroup `yaml:"warning_groups,omitempty"`
 	Control       Control        `yaml:"control"`
 	Log           Log            `yaml:"log"`
+	Metrics       Metrics        `yaml:"metrics,omitempty"` // Prometheus endpoint on TCP (metrics.go)
 }
 
 // Agent identifies this gateway and where it keeps its data.

@@ -347,6 +347,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	}
 	c.validateSafety(&k)
 	c.validatePolling(&k)
+	c.validateMetrics(&k)
 	return k.errs, k.warns
 }
 

@@ -124,6 +124,23 @@ func (c *Client) BufferExport(ctx context.Context, since time.Time, format strin
 	return n, nil
 }
 
+// Metrics implements Backend: the agent's Prometheus text exposition is
+// copied to w.
+func (c *Client) Metrics(ctx context.Context, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/metrics", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("control: metrics: %w", err)
+	}
+	return nil
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -168,7 +169,23 @@ func (s *Server) routes() *http.ServeMux {
 		s.reply(w, st, err)
 	})
 	m.HandleFunc("GET /v1/buffer/export", s.export)
+	m.HandleFunc("GET /v1/metrics", s.metrics)
+	m.HandleFunc("GET /metrics", s.metrics) // the path scrapers expect: curl --unix-socket SOCK http://hazmon/metrics
 	return m
+}
+
+// metrics answers the Prometheus text format, or a JSON error if the
+// agent could not gather it.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := s.b.Metrics(r.Context(), &buf); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", MetricsContentType)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		s.log.Warn("control: write metrics", "err", err)
+	}
 }
 
 // export streams the records; an error after the first byte is sent in

@@ -42,6 +42,14 @@ func (fixedBackend) BufferExport(_ context.Context, _ time.Time, _ string, w io.
 	return 1, err
 }
 
+func (b fixedBackend) Metrics(_ context.Context, w io.Writer) error {
+	if b.st.State == "" {
+		return ErrUnavailable
+	}
+	_, err := io.WriteString(w, "# HELP hazmon_up Test.\n# TYPE hazmon_up gauge\nhazmon_up 1\n")
+	return err
+}
+
 func serve(t *testing.T, path string) (stop func()) {
 	t.Helper()
 	srv, err := Listen(path, fixedBackend{st: Status{State: StateStarting, Agent: "gw-1"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -14,6 +14,7 @@
 //	POST /v1/reload                      → ReloadResult
 //	GET  /v1/buffer/stats                → BufferStats
 //	GET  /v1/buffer/export?since=RFC3339&format=csv|jsonl → text stream
+//	GET  /v1/metrics (and GET /metrics)  → Prometheus text format
 //
 // Errors are {"error": "..."} with 400 (ErrInvalid), 404 (ErrNotFound),
 // 501 (ErrUnavailable) or 500; the Client turns them back into errors that
@@ -81,7 +82,15 @@ type Backend interface {
 	// BufferExport writes every buffered record with a sample time at or
 	// after since, in format "csv" or "jsonl", and returns how many.
 	BufferExport(ctx context.Context, since time.Time, format string, w io.Writer) (int, error)
+	// Metrics writes the agent's metrics in the Prometheus text format
+	// 0.0.4 (MetricsContentType), gathered at the call. Nothing is written
+	// when it returns an error.
+	Metrics(ctx context.Context, w io.Writer) error
 }
+
+// MetricsContentType is the media type of GET /metrics: the Prometheus
+// text exposition format 0.0.4.
+const MetricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // Status is the agent snapshot shown by `hazmon status` and `watch`.
 // Times are unix milliseconds (0: never), ages and durations seconds.

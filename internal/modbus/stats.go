@@ -15,6 +15,45 @@ const (
 	RateWindow = 10 * time.Second
 )
 
+// RTTBuckets are the upper bounds of RTTHistogram's buckets: from a Modbus
+// TCP reply on a LAN (about 1 ms) to the longest bus timeout (config
+// buses[].timeout, at most 30 s; a timed-out transaction counts with the
+// time it waited).
+var RTTBuckets = [...]time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second,
+}
+
+// RTTHistogram counts a bus's transactions (failed ones included) by
+// round-trip time since Run started. It is a fixed-size value: recording
+// a transaction does not allocate, and BusStats copies it whole.
+type RTTHistogram struct {
+	// Counts[i] is the transactions with RTTBuckets[i-1] < rtt <=
+	// RTTBuckets[i] (not cumulative); the last one counts those above the
+	// largest bound.
+	Counts [len(RTTBuckets) + 1]uint64
+	Sum    time.Duration // total round-trip time
+}
+
+// Count returns the transactions recorded.
+func (h *RTTHistogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+func (h *RTTHistogram) observe(rtt time.Duration) {
+	i := 0
+	for i < len(RTTBuckets) && rtt > RTTBuckets[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.Sum += rtt
+}
+
 // BusStats are a bus's counters since Run started, and its recent rates.
 type BusStats struct {
 	Requests  uint64        // transactions sent on the wire, retries included
@@ -25,6 +64,7 @@ type BusStats struct {
 	LastError string        // the last transaction or connect error, "" if none yet
 	LastRTT   time.Duration // duration of the last transaction, request to reply
 	Connected bool          // whether the port/connection is open
+	RTT       RTTHistogram  // every transaction's round-trip time
 
 	// MissedPolls are reads that failed for communication (timeout, CRC,
 	// malformed frame, gateway exception 10/11, busy) while their sensors
@@ -83,6 +123,7 @@ func (m *meter) reset(now time.Time) {
 
 // add records one transaction. st holds the totals after it.
 func (m *meter) add(st *BusStats, rtt, wire time.Duration, now time.Time) {
+	st.RTT.observe(rtt)
 	m.wire += wire
 	m.rtt[m.rttI] = rtt
 	m.rttI = (m.rttI + 1) % RTTWindow

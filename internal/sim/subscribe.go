@@ -161,6 +161,20 @@ func FormatMessage(topic string, payload []byte, at time.Time) string {
 				b.WriteString(" " + a.Sensor + "/" + a.Level)
 			}
 		}
+	case "outputs":
+		var m struct {
+			Outputs []struct {
+				Name      string `json:"name"`
+				Commanded string `json:"commanded"`
+				ReadBack  string `json:"read_back"`
+			} `json:"outputs"`
+		}
+		if ok = json.Unmarshal(payload, &m) == nil; ok {
+			b.WriteString("outputs")
+			for _, o := range m.Outputs {
+				fmt.Fprintf(&b, " %s=%s/%s", o.Name, o.Commanded, o.ReadBack)
+			}
+		}
 	case "event":
 		var m event
 		if ok = json.Unmarshal(payload, &m) == nil; ok {
