@@ -502,8 +502,15 @@ func TestBuffer_StatsAndExport(t *testing.T) {
 			Value  *float64
 		}
 	}
-	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.Stream == "" || rec.Record.Sensor == "" {
-		t.Errorf("jsonl line %q: %v", lines[0], err)
+	line := lines[0] // the first telemetry record (events such as start come first)
+	for _, l := range lines {
+		if strings.Contains(l, `"stream":"telemetry"`) {
+			line = l
+			break
+		}
+	}
+	if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Stream == "" || rec.Record.Sensor == "" {
+		t.Errorf("jsonl line %q: %v", line, err)
 	}
 	code, out, errs = hz(t, "", "buffer", "stats", "--config", ag.cfgPath, "--json")
 	var bs control.BufferStats
