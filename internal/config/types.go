@@ -22,6 +22,9 @@ type Config struct {
 	WarningGroups []WarningGroup `yaml:"warning_groups,omitempty"`
 	Control       Control        `yaml:"control"`
 	Log           Log            `yaml:"log"`
+	// Uplinks are uplinks besides MQTT: the regulator's MT/T 1201.1-2023
+	// files pushed by SFTP (kind mtt1201; none by default; uplinks.go).
+	Uplinks []Uplink `yaml:"uplinks,omitempty"`
 }
 
 // Agent identifies this gateway and where it keeps its data.

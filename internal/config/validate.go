@@ -382,6 +382,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	}
 	c.validateSafety(&k)
 	c.validatePolling(&k)
+	c.validateUplinks(&k)
 	return k.errs, k.warns
 }
 
