@@ -12,6 +12,7 @@ command -v qemu-arm-static >/dev/null 2>&1 || need+=(qemu-user-static)
 command -v file >/dev/null 2>&1 || need+=(file)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "${1:-}" = "--check" ]; then
 	echo "missing: ${need[*]} — run: sudo scripts/deps.sh" >&2
