@@ -91,6 +91,8 @@ LogLevel VERBOSE
 	}
 	cmd := exec.Command(sshdPath, "-D", "-e", "-f", cfgFile)
 	cmd.Stderr = s.stderr
+	// A test binary that dies (a timeout panic) takes its sshd with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
