@@ -14,6 +14,7 @@ command -v file >/dev/null 2>&1 || need+=(file)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "${1:-}" = "--check" ]; then
 	echo "missing: ${need[*]} — run: sudo scripts/deps.sh" >&2

@@ -23,6 +23,9 @@ type Config struct {
 	Control       Control        `yaml:"control"`
 	Log           Log            `yaml:"log"`
 	Metrics       Metrics        `yaml:"metrics,omitempty"` // Prometheus endpoint on TCP (metrics.go)
+	// Uplinks are uplinks besides MQTT: the regulator's MT/T 1201.1-2023
+	// files pushed by SFTP (kind mtt1201; none by default; uplinks.go).
+	Uplinks []Uplink `yaml:"uplinks,omitempty"`
 }
 
 // Agent identifies this gateway and where it keeps its data.

@@ -348,6 +348,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	c.validateSafety(&k)
 	c.validatePolling(&k)
 	c.validateMetrics(&k)
+	c.validateUplinks(&k)
 	return k.errs, k.warns
 }
 
