@@ -33,9 +33,11 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/control"
+	"github.com/hazmon/hazmon/internal/mtt"
 	"github.com/hazmon/hazmon/internal/publish"
 	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/sdnotify"
+	"github.com/hazmon/hazmon/internal/stats"
 	"github.com/hazmon/hazmon/internal/store"
 )
 
@@ -102,6 +104,9 @@ type App struct {
 	ctl     controlState // control socket (control.go)
 	outputs outputsTopic // the retained …/outputs message (outputs_topic.go)
 	met     metricsState // Prometheus metrics (metrics.go)
+
+	exporters []*mtt.Exporter   // regulator uplinks (uplinks.go), set before the recorder starts
+	agg       *stats.Aggregator // statistics windows (owned by the recorder goroutine)
 }
 
 // New opens every output of cfg (GPIO outputs are written cut before it
@@ -230,6 +235,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.retainAlarms(a.core.ActiveAlarms(), time.Now()) // re-announced on start, empty or not
 		pubDone = a.spawn("publisher", func() error { return a.publisher().Run(pubCtx) })
 	}
+	expCtx, stopExp := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopExp()
+	waitExp := a.startExporters(expCtx, cfg)
+	a.publishPoints(ctx)
+	a.agg = a.newAggregator(cfg, time.Now())
 	recCtx, stopRec := context.WithCancel(life)
 	recDone := a.spawn("recorder", func() error { a.record(recCtx); return nil })
 	aux.Add(3)
@@ -271,7 +281,9 @@ func (a *App) Run(ctx context.Context) error {
 	stopCore()
 	<-coreDone
 	stopRec()
-	<-recDone // what the core handed on is in the buffer's queue
+	<-recDone // what the core handed on is in the buffer's queue and the uplinks'
+	stopExp()
+	waitExp()
 	stopAux()
 	aux.Wait()
 	a.parts.Wait()

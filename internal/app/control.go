@@ -342,6 +342,7 @@ func (b *controlBackend) Calibrate(ctx context.Context, sensor string, d time.Du
 		return control.CalibrateResult{}, fmt.Errorf("%w: %v", control.ErrNotFound, err)
 	}
 	a.log.Info("calibration set from the control socket", "sensor", sensor, "until", until)
+	a.publishPoints(ctx)
 	res := control.CalibrateResult{Sensor: sensor}
 	if !until.IsZero() {
 		res.UntilTS = until.UnixMilli()

@@ -11,6 +11,8 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/gpio"
 	"github.com/hazmon/hazmon/internal/modbus"
+	"github.com/hazmon/hazmon/internal/mtt"
+	"github.com/hazmon/hazmon/internal/points"
 	"github.com/hazmon/hazmon/internal/reading"
 	"github.com/hazmon/hazmon/internal/safety"
 )
@@ -26,6 +28,8 @@ type plant struct {
 	lanes   map[string]*lanePart  // output name →
 	inputs  map[string]*inputPart // sensor id →
 	pins    gpio.Lookup
+	reg     points.Registry // the hazard-point registry of cfg
+	codes   *mtt.Codes      // the regulator's code table (registryOf)
 }
 
 // part is a running goroutine of the plant: its cancel and its end.
@@ -84,6 +88,7 @@ func (a *App) buildPlant(cfg *config.Config, prev *plant, core *safety.Core) (*p
 	if prev != nil {
 		p.pins = prev.pins
 	}
+	p.reg, p.codes = registryOf(cfg)
 	for _, b := range cfg.Buses {
 		if r := prev.route(b.Name); r != nil {
 			p.routes[b.Name] = r

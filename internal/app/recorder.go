@@ -21,12 +21,25 @@ var errNoBuffer = errors.New("buffer unusable")
 func (a *App) record(ctx context.Context) {
 	out := a.core.Outbox()
 	var items []safety.Item
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastSave := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			a.recordItems(out.Take(items[:0]))
+			if a.agg != nil {
+				a.state.setStats(a.agg.Save(time.Now()))
+			}
 			return
 		case <-out.Notify():
+		case now := <-t.C:
+			save := now.Sub(lastSave) >= StatsSaveEvery
+			if save {
+				lastSave = now
+			}
+			a.statsTick(ctx, now, save)
+			continue
 		}
 		items = out.Take(items[:0])
 		a.recordItems(items)
@@ -36,6 +49,7 @@ func (a *App) record(ctx context.Context) {
 
 func (a *App) recordItems(items []safety.Item) {
 	pub := a.publisher()
+	p := a.current()
 	alarms := false
 	for i := range items {
 		it := &items[i]
@@ -49,11 +63,19 @@ func (a *App) recordItems(items []safety.Item) {
 				pub.UpdateCurrent(c)
 			}
 			a.append(store.Telemetry, r.Time, c)
+			if a.agg != nil {
+				a.agg.Reading(r)
+			}
+			a.exportReading(p, r)
 		case safety.ItemAlarm:
 			al := alarmPayload(it.Alarm)
 			a.log.Warn("alarm", "sensor", al.Sensor, "level", al.Level, "state", al.State, "alarm_id", al.AlarmID, "reason", al.Reason)
 			a.append(store.Alarm, it.Alarm.Time, al)
 			alarms = true
+			if a.agg != nil && it.Alarm.State == safety.StateRaised {
+				a.agg.Alarm(it.Alarm.Level)
+			}
+			a.exportEpisode(p, it.Alarm)
 		case safety.ItemEvent:
 			e := eventPayload(it.Event)
 			a.log.Info("event", "type", e.Type, "detail", e.Detail)

@@ -127,6 +127,7 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 		pub.SetConfig(after, sensorIDs(next))
 	}
 	a.event(contract.Event{Type: contract.EventReload, TS: time.Now().UnixMilli(), ConfigHashBefore: before, ConfigHashAfter: after})
+	a.publishPoints(ctx)
 	a.state.configured(next)
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil
@@ -146,6 +147,10 @@ func restartOnly(a, b *config.Config) string {
 		return "control"
 	case a.Log != b.Log:
 		return "log"
+	case a.Stats != b.Stats:
+		return "stats"
+	case !reflect.DeepEqual(a.Uplinks, b.Uplinks):
+		return "uplinks"
 	case a.Metrics != b.Metrics:
 		return "metrics"
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/statefile"
+	"github.com/hazmon/hazmon/internal/stats"
 )
 
 // Start-up hold after an unclean stop (a crash, a kill, a power cut, a
@@ -62,8 +63,9 @@ type stateKeeper struct {
 
 	mu      sync.Mutex
 	cur     agentState
-	outputs *lastGood // to write, nil if written
-	ok      bool      // started() was called
+	outputs *lastGood    // to write, nil if written
+	stats   *stats.Saved // the statistics window to write, nil if written
+	ok      bool         // started() was called
 	wake    chan struct{}
 	errLog  rateLimit
 }
@@ -137,6 +139,14 @@ func (k *stateKeeper) configured(cfg *config.Config) {
 	k.poke()
 }
 
+// setStats records the current statistics window.
+func (k *stateKeeper) setStats(sv stats.Saved) {
+	k.mu.Lock()
+	k.stats = &sv
+	k.mu.Unlock()
+	k.poke()
+}
+
 // setAlarms records the active alarms.
 func (k *stateKeeper) setAlarms(al []safety.Alarm) {
 	k.mu.Lock()
@@ -170,9 +180,14 @@ func (k *stateKeeper) write() {
 		k.mu.Unlock()
 		return
 	}
-	cur, outs := k.cur, k.outputs
-	k.outputs = nil
+	cur, outs, sv := k.cur, k.outputs, k.stats
+	k.outputs, k.stats = nil, nil
 	k.mu.Unlock()
+	if sv != nil {
+		if err := statefile.Write(filepath.Join(k.dir, StatsFile), sv); err != nil {
+			k.failed(err)
+		}
+	}
 	if outs != nil {
 		if err := statefile.Write(filepath.Join(k.dir, OutputsFile), outs); err != nil {
 			k.failed(err)

@@ -95,6 +95,12 @@ var keyDocs = map[string]keyDoc{
 	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units."},
 	"sensors[].fault_after": {fmt.Sprint(DefaultFaultAfter), "Polls in a row without a valid reply before a communication fault; at least 1, at most " +
 		fmt.Sprint(MaxCutFaultAfter) + " on a sensor whose rules cut outputs (GB 50581-2010 §3.1.4)."},
+	"sensors[].type_code":       {"from the type (methane 0001, co 0004)", "4-digit regulator sensor type code (MT/T 1201.1-2023) for the registry and the regulator's files."},
+	"sensors[].point_code":      {"built from the MT/T mine code, else <site>.<id>", "The point's code in the registry and the regulator's files."},
+	"sensors[].place":           {"", "Install place as the regulator names it (free text; no ; ~ |)."},
+	"sensors[].x":               {"", "Install coordinate X (registry, point definitions)."},
+	"sensors[].y":               {"", "Install coordinate Y."},
+	"sensors[].z":               {"", "Install coordinate Z."},
 	"sensors[].calibration_due": {"", "When the next calibration is due (2006-01-02 or RFC 3339): a calibration_due event 24 h before, the alarm calibration_overdue from it."},
 	"sensors[].stale_after":     {"3 poll periods (see README)", "No reading for this long: the rules treat the sensor as faulty (a backstop for a poller that stopped)."},
 
@@ -149,6 +155,8 @@ var keyDocs = map[string]keyDoc{
 	"uplinks[].codes.status":            {"", "status or status/fault code → point status bits, e.g. {\"fault/timeout\": 16}."},
 	"uplinks[].codes.abnormal":          {"", "level/direction or fault/code → abnormal type, e.g. {\"yellow/low\": \"010\"}."},
 	"uplinks[].sftp.retry_max":          {DefaultUplinkRetryMax.String(), "Cap of the retry back-off."},
+	"stats":                             {"", "Statistics windows: per sensor count, mean, extremes, faults, seconds per status; per output cut time; alarms (…/stats)."},
+	"stats.interval":                    {DefaultStatsInterval.String(), "Window length, aligned to the wall clock: 1m..1h dividing an hour."},
 	"metrics":                           {"", "Prometheus metrics over TCP; they are always on the control socket too (GET /metrics, hazmon metrics)."},
 	"metrics.listen":                    {"off", "host:port serving GET /metrics in the Prometheus text format, e.g. " + DefaultMetricsListen + ". No authentication: an address other hosts can reach gets a warning."},
 

@@ -26,11 +26,11 @@ func fill(v reflect.Value) {
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
 		fill(v.Index(0))
-	case reflect.Map: // one entry, keyed "x": a free-form key the paths leave out
+	case reflect.Map: // one entry, keyed mapKey: a free-form key the paths leave out
 		m := reflect.MakeMap(v.Type())
 		e := reflect.New(v.Type().Elem()).Elem()
 		fill(e)
-		m.SetMapIndex(reflect.ValueOf("x"), e)
+		m.SetMapIndex(reflect.ValueOf(mapKey), e)
 		v.Set(m)
 	case reflect.String:
 		v.SetString("x")
@@ -50,7 +50,7 @@ func nodePaths(n *yaml.Node, prefix string, out *[]string) {
 		nodePaths(n.Content[0], prefix, out)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == "x" {
+			if n.Content[i].Value == mapKey {
 				continue // a map entry made by fill: its key is the user's
 			}
 			p := n.Content[i].Value
@@ -143,3 +143,6 @@ func TestKeys_TypesAndDefaults(t *testing.T) {
 		t.Errorf("%s not listed", p)
 	}
 }
+
+// mapKey is the key fill gives a map's one entry.
+const mapKey = "<map key>"

@@ -119,6 +119,18 @@ func (c *Config) Effective() Config {
 	return e
 }
 
+// Where a sensor's rules come from (EffectiveRules).
+const (
+	RulesFromConfig   = "config"   // hand-written in the config
+	RulesFromLocation = "location" // the methane table's row of its location (Art. 498)
+	RulesFromDefault  = "default"  // the type default (co, o2, h2s)
+)
+
+// EffectiveRules returns the rules sensor s runs with (after presets and
+// type defaults) and where they come from: RulesFromConfig,
+// RulesFromLocation, RulesFromDefault, or "" for none.
+func EffectiveRules(s Sensor) ([]safety.Rule, string) { return effectiveRules(s) }
+
 // effectiveRules returns the rules a sensor runs with and where they came
 // from ("config", "location", "default" or "").
 func effectiveRules(s Sensor) ([]safety.Rule, string) {
@@ -308,6 +320,7 @@ func (c *Config) validateSafety(k *checker) {
 		if _, err := parseDue(s.CalibrationDue); err != nil {
 			k.errf(p+".calibration_due", "%v", err)
 		}
+		c.validateRegistry(k, p, s)
 		for j, r := range s.Rules {
 			c.validateRule(k, fmt.Sprintf("%s.rules[%d]", p, j), s, r, outputs)
 		}

@@ -23,6 +23,7 @@ type Config struct {
 	Control       Control        `yaml:"control"`
 	Log           Log            `yaml:"log"`
 	Metrics       Metrics        `yaml:"metrics,omitempty"` // Prometheus endpoint on TCP (metrics.go)
+	Stats         Stats          `yaml:"stats,omitempty"`   // statistics windows (stats.go)
 	// Uplinks are uplinks besides MQTT: the regulator's MT/T 1201.1-2023
 	// files pushed by SFTP (kind mtt1201; none by default; uplinks.go).
 	Uplinks []Uplink `yaml:"uplinks,omitempty"`
@@ -162,6 +163,19 @@ type Sensor struct {
 	// warns; from it the alarm calibration_overdue stands until a reload
 	// sets a later date. "" = not tracked.
 	CalibrationDue string `yaml:"calibration_due,omitempty"`
+	// Registry keys (the hazard-point registry on …/points and the
+	// regulator's point definitions): TypeCode overrides the 4-digit
+	// regulator sensor type code of Type (MT/T 1201.1-2023; the project's
+	// table knows only the confirmed ones); PointCode overrides the point
+	// code (default: built from the MT/T uplink's mine code, else
+	// "<site>.<id>"); Place is the install place as the regulator names it
+	// (free text); X, Y, Z are its coordinates.
+	TypeCode  string   `yaml:"type_code,omitempty"`
+	PointCode string   `yaml:"point_code,omitempty"`
+	Place     string   `yaml:"place,omitempty"`
+	X         *float64 `yaml:"x,omitempty"`
+	Y         *float64 `yaml:"y,omitempty"`
+	Z         *float64 `yaml:"z,omitempty"`
 }
 
 // GPIOIn is a digital input on a GPIO line (character device).

@@ -81,6 +81,9 @@ func applyDefaults(c *Config) {
 	if c.MQTT.PublishTimeout == 0 {
 		c.MQTT.PublishTimeout = Duration(10 * time.Second)
 	}
+	if c.Stats.Interval == 0 {
+		c.Stats.Interval = Duration(DefaultStatsInterval)
+	}
 	if c.MQTT.ReconnectMax == 0 {
 		c.MQTT.ReconnectMax = Duration(DefaultReconnectMax)
 	}
@@ -348,6 +351,7 @@ func (c *Config) validate() (errs, warns []violation) {
 	c.validateSafety(&k)
 	c.validatePolling(&k)
 	c.validateMetrics(&k)
+	c.validateStats(&k)
 	c.validateUplinks(&k)
 	return k.errs, k.warns
 }

@@ -59,6 +59,13 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 			}
 			a.V, a.Seq, a.Agent, a.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
 			return contract.Marshal(a)
+		case store.Statistics:
+			var st contract.Stats
+			if err := json.Unmarshal(items[0].Data, &st); err != nil {
+				return nil, fmt.Errorf("decode buffered statistics: %w", err)
+			}
+			st.V, st.Seq, st.Agent, st.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			return contract.Marshal(st)
 		default:
 			var e contract.Event
 			if err := json.Unmarshal(items[0].Data, &e); err != nil {

@@ -37,14 +37,15 @@ type Stream string
 
 // The streams, in publishing priority order (see Streams).
 const (
-	Alarm     Stream = "alarm"
-	Event     Stream = "event"
-	Telemetry Stream = "telemetry"
+	Alarm      Stream = "alarm"
+	Event      Stream = "event"
+	Statistics Stream = "stats" // statistics windows (contract.Stats)
+	Telemetry  Stream = "telemetry"
 )
 
 // Streams lists every stream in publishing priority: alarms first, then
 // events, then telemetry. Eviction walks it backwards (telemetry first).
-var Streams = [...]Stream{Alarm, Event, Telemetry}
+var Streams = [...]Stream{Alarm, Event, Statistics, Telemetry}
 
 // Defaults of Options.
 const (
