@@ -64,6 +64,9 @@ func (a *App) recordItems(items []safety.Item) {
 			}
 			a.append(store.Telemetry, r.Time, c)
 			if a.agg != nil {
+				if w, done := a.agg.Tick(r.Time); done { // a reading of the next window closes this one
+					a.emitStats(w)
+				}
 				a.agg.Reading(r)
 			}
 			a.exportReading(p, r)

@@ -156,7 +156,7 @@ var keyDocs = map[string]keyDoc{
 	"uplinks[].codes.abnormal":          {"", "level/direction or fault/code → abnormal type, e.g. {\"yellow/low\": \"010\"}."},
 	"uplinks[].sftp.retry_max":          {DefaultUplinkRetryMax.String(), "Cap of the retry back-off."},
 	"stats":                             {"", "Statistics windows: per sensor count, mean, extremes, faults, seconds per status; per output cut time; alarms (…/stats)."},
-	"stats.interval":                    {DefaultStatsInterval.String(), "Window length, aligned to the wall clock: 1m..1h dividing an hour."},
+	"stats.interval":                    {DefaultStatsInterval.String(), "Window length, aligned to the wall clock: 10s..1h dividing an hour."},
 	"metrics":                           {"", "Prometheus metrics over TCP; they are always on the control socket too (GET /metrics, hazmon metrics)."},
 	"metrics.listen":                    {"off", "host:port serving GET /metrics in the Prometheus text format, e.g. " + DefaultMetricsListen + ". No authentication: an address other hosts can reach gets a warning."},
 

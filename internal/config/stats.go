@@ -6,7 +6,7 @@ import "time"
 // the regulator's statistics files).
 type Stats struct {
 	// Interval is the window, aligned to the wall clock (default
-	// DefaultStatsInterval, 1m..1h, a divisor of 1 h so windows line up
+	// DefaultStatsInterval, 10s..1h, a divisor of 1 h so windows line up
 	// with the hour).
 	Interval Duration `yaml:"interval"`
 }
@@ -18,7 +18,7 @@ const DefaultStatsInterval = 5 * time.Minute
 
 func (c *Config) validateStats(k *checker) {
 	iv := c.Stats.Interval.D()
-	if iv < time.Minute || iv > time.Hour || time.Hour%iv != 0 {
-		k.errf("stats.interval", "%s: want 1m..1h dividing an hour (1m, 5m, 10m, 15m, 30m, 1h)", iv)
+	if iv < 10*time.Second || iv > time.Hour || time.Hour%iv != 0 {
+		k.errf("stats.interval", "%s: want 10s..1h dividing an hour (e.g. 1m, 5m, 15m, 1h)", iv)
 	}
 }

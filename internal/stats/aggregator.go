@@ -52,8 +52,9 @@ func (a *Aggregator) Interval() time.Duration { return a.interval }
 func (a *Aggregator) Current() *Window { return &a.w }
 
 // Reading adds one evaluated reading (its Status set by the rules). A
-// reading of a sensor not configured is ignored; one timed after the
-// window is counted in it (Tick closes windows, not readings).
+// reading of a sensor not configured is ignored. Call Tick with the
+// reading's time first, so that a reading of the next window closes this
+// one rather than being counted in it.
 func (a *Aggregator) Reading(r reading.Reading) {
 	s := a.w.Sensors[r.Sensor]
 	if s == nil {
