@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/mtt/sshdtest"
+
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/safety"
 )
@@ -17,9 +19,9 @@ import (
 func TestOptionsFromConfig(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id")
-	hostKey := writeKey(t, filepath.Join(dir, "host"))
-	writeKey(t, key)
-	known := knownHosts(t, "10.20.0.5:2222", hostKey)
+	hostKey := sshdtest.WriteKey(t, filepath.Join(dir, "host"))
+	sshdtest.WriteKey(t, key)
+	known := sshdtest.KnownHosts(t, "10.20.0.5:2222", hostKey)
 	y := `agent: {id: gw-01, site: s1, data_dir: ` + dir + `}
 mqtt: {brokers: ["tcp://127.0.0.1:1883"]}
 buses: [{name: b, protocol: tcp, address: "127.0.0.1:502"}]

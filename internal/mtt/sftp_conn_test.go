@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/mtt/sshdtest"
+
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -15,9 +17,9 @@ import (
 // cut off (its file since dropped from the spool, so never retried) is
 // removed on the next connection; another mine's are left alone.
 func TestSFTP_NewConnectionSweepsLeftoverTempFiles(t *testing.T) {
-	srv := startSSHD(t)
-	ours := filepath.Join(srv.inbox, ".140105001234_CDSS_20250101000000.txt.tmp")
-	theirs := filepath.Join(srv.inbox, ".999999999999_CDSS_20250101000000.txt.tmp")
+	srv := sshdtest.Start(t)
+	ours := filepath.Join(srv.Inbox, ".140105001234_CDSS_20250101000000.txt.tmp")
+	theirs := filepath.Join(srv.Inbox, ".999999999999_CDSS_20250101000000.txt.tmp")
 	for _, f := range []string{ours, theirs} {
 		if err := os.WriteFile(f, []byte("140105001234;"), 0o644); err != nil {
 			t.Fatal(err)
@@ -27,8 +29,8 @@ func TestSFTP_NewConnectionSweepsLeftoverTempFiles(t *testing.T) {
 	if err := os.WriteFile(local, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	up, err := NewSFTP(SFTPOptions{Address: srv.proxy.addr, User: srv.user, KeyFile: srv.keyFile, MineCode: mine.Code,
-		KnownHostsFile: knownHosts(t, srv.proxy.addr, srv.hostPub), RemoteDir: srv.inbox})
+	up, err := NewSFTP(SFTPOptions{Address: srv.Proxy.Addr, User: srv.User, KeyFile: srv.KeyFile, MineCode: mine.Code,
+		KnownHostsFile: sshdtest.KnownHosts(t, srv.Proxy.Addr, srv.HostPub), RemoteDir: srv.Inbox})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,15 +50,15 @@ func TestSFTP_NewConnectionSweepsLeftoverTempFiles(t *testing.T) {
 // refused before anything is sent; without a known_hosts file, or with
 // none for the address, the pusher does not even start.
 func TestSFTP_WrongHostKeyRefused(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sshdtest.Start(t)
 	local := filepath.Join(t.TempDir(), "x.txt")
 	if err := os.WriteFile(local, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	other := writeKey(t, filepath.Join(t.TempDir(), "other"))
-	opts := SFTPOptions{Address: srv.proxy.addr, User: srv.user, KeyFile: srv.keyFile, RemoteDir: srv.inbox, Timeout: 10 * time.Second}
+	other := sshdtest.WriteKey(t, filepath.Join(t.TempDir(), "other"))
+	opts := SFTPOptions{Address: srv.Proxy.Addr, User: srv.User, KeyFile: srv.KeyFile, RemoteDir: srv.Inbox, Timeout: 10 * time.Second}
 
-	opts.KnownHostsFile = knownHosts(t, srv.proxy.addr, other)
+	opts.KnownHostsFile = sshdtest.KnownHosts(t, srv.Proxy.Addr, other)
 	wrong, err := NewSFTP(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +68,11 @@ func TestSFTP_WrongHostKeyRefused(t *testing.T) {
 	if !errors.As(err, &ke) || len(ke.Want) == 0 {
 		t.Fatalf("wrong host key: err = %v, want a known_hosts key mismatch", err)
 	}
-	if ents, _ := os.ReadDir(srv.inbox); len(ents) != 0 {
+	if ents, _ := os.ReadDir(srv.Inbox); len(ents) != 0 {
 		t.Fatalf("something reached the server past a wrong host key: %v", ents)
 	}
 
-	opts.KnownHostsFile = knownHosts(t, srv.proxy.addr, srv.hostPub)
+	opts.KnownHostsFile = sshdtest.KnownHosts(t, srv.Proxy.Addr, srv.HostPub)
 	right, err := NewSFTP(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestSFTP_WrongHostKeyRefused(t *testing.T) {
 	for what, kh := range map[string]string{
 		"no known_hosts":      "",
 		"missing known_hosts": filepath.Join(t.TempDir(), "none"),
-		"another host only":   knownHosts(t, "10.9.9.9:22", srv.hostPub),
+		"another host only":   sshdtest.KnownHosts(t, "10.9.9.9:22", srv.HostPub),
 	} {
 		opts.KnownHostsFile = kh
 		if _, err := NewSFTP(opts); err == nil {

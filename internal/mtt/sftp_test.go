@@ -13,12 +13,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hazmon/hazmon/internal/mtt/sshdtest"
 )
 
 // sftpRig is an exporter pushing to a real sshd through the test's proxy.
 type sftpRig struct {
 	e      *Exporter
-	srv    *sshServer
+	srv    *sshdtest.Server
 	mu     sync.Mutex
 	pushed []string
 	wg     sync.WaitGroup
@@ -26,10 +28,10 @@ type sftpRig struct {
 	closed chan struct{}
 }
 
-func newSFTPRig(t *testing.T, srv *sshServer, edit func(*Options)) *sftpRig {
+func newSFTPRig(t *testing.T, srv *sshdtest.Server, edit func(*Options)) *sftpRig {
 	t.Helper()
-	up, err := NewSFTP(SFTPOptions{Address: srv.proxy.addr, User: srv.user, KeyFile: srv.keyFile,
-		KnownHostsFile: knownHosts(t, srv.proxy.addr, srv.hostPub), RemoteDir: srv.inbox,
+	up, err := NewSFTP(SFTPOptions{Address: srv.Proxy.Addr, User: srv.User, KeyFile: srv.KeyFile,
+		KnownHostsFile: sshdtest.KnownHosts(t, srv.Proxy.Addr, srv.HostPub), RemoteDir: srv.Inbox,
 		Timeout: 20 * time.Second, MineCode: mine.Code})
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +88,9 @@ func (r *sftpRig) pushedKind(t FileType) int {
 // inbox reads every file on the server: it fails on a leftover temporary
 // file, and parses each file back (name, UTF-8, separators, field counts,
 // header mine code and name, header time = name time).
-func (s *sshServer) inboxFiles(t *testing.T) map[string]*Parsed {
+func inboxFiles(s *sshdtest.Server, t *testing.T) map[string]*Parsed {
 	t.Helper()
-	ents, err := os.ReadDir(s.inbox)
+	ents, err := os.ReadDir(s.Inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func (s *sshServer) inboxFiles(t *testing.T) map[string]*Parsed {
 		if err != nil || code != mine.Code {
 			t.Fatalf("server file %s: %v", name, err)
 		}
-		data, err := os.ReadFile(filepath.Join(s.inbox, name))
+		data, err := os.ReadFile(filepath.Join(s.Inbox, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +135,7 @@ func wantFields(t *testing.T, what string, typ FileType, rec []string, want map[
 // back field by field, nothing is left under a temporary name, and every
 // confirmed file is there exactly once.
 func TestSFTP_RealServerReceivesEveryKind(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sshdtest.Start(t)
 	r := newSFTPRig(t, srv, nil)
 	now := time.Now()
 	r.e.SetPoints([]Point{ch4Point(), coPoint()})
@@ -150,7 +152,7 @@ func TestSFTP_RealServerReceivesEveryKind(t *testing.T) {
 		return r.pushedKind(TypeCDDY) > 0 && r.pushedKind(TypeCDSS) > 0 && r.pushedKind(TypeYCBJ) > 0 && r.pushedKind(TypeTJSJ) > 0
 	})
 	r.close(t)
-	files := srv.inboxFiles(t)
+	files := inboxFiles(srv, t)
 	pushed := r.pushedNames()
 	if len(files) != len(pushed) {
 		t.Fatalf("%d files on the server, %d confirmed: %v", len(files), len(pushed), pushed)
@@ -193,14 +195,14 @@ func TestSFTP_RealServerReceivesEveryKind(t *testing.T) {
 // leaves it; once it is back every one arrives exactly once, in full, with
 // the methane excursion recorded while it was down.
 func TestSFTP_ServerDownThenBackLosesNothing(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sshdtest.Start(t)
 	r := newSFTPRig(t, srv, nil)
 	r.e.SetPoints([]Point{ch4Point(), coPoint()})
 	r.e.Observe(Value{Point: ch4Code, Value: Some(0.3), Time: time.Now()})
 	r.run(t)
 	eventually(t, "first real-time file confirmed", func() bool { return r.pushedKind(TypeCDSS) > 0 })
 
-	srv.proxy.down()
+	srv.Proxy.Down()
 	base := r.e.Status().Written[TypeCDSS]
 	for i, v := range []float64{0.9, 1.6, 1.83, 1.2} {
 		r.e.Observe(Value{Point: ch4Code, Value: Some(v), Status: StatusAlarm | StatusPowerCut, Time: time.Now()})
@@ -216,7 +218,7 @@ func TestSFTP_ServerDownThenBackLosesNothing(t *testing.T) {
 		t.Fatalf("no failed upload recorded while down: %+v", st)
 	}
 
-	srv.proxy.up(t)
+	srv.Proxy.Up(t)
 	eventually(t, "spool drained", func() bool {
 		names := r.pushedNames()
 		for _, n := range spooled {
@@ -227,7 +229,7 @@ func TestSFTP_ServerDownThenBackLosesNothing(t *testing.T) {
 		return true
 	})
 	r.close(t)
-	files := srv.inboxFiles(t)
+	files := inboxFiles(srv, t)
 	pushed := r.pushedNames()
 	if len(files) != len(pushed) {
 		t.Fatalf("%d files on the server, %d confirmed (a duplicate or a loss): %v", len(files), len(pushed), pushed)
@@ -255,7 +257,7 @@ func TestSFTP_ServerDownThenBackLosesNothing(t *testing.T) {
 // only a temporary file on the server and nothing under the final name;
 // the retry replaces it with the whole file and no temporary file remains.
 func TestSFTP_CutMidUploadLeavesNoPartialFile(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sshdtest.Start(t)
 	r := newSFTPRig(t, srv, func(o *Options) { o.Interval = time.Hour })
 	var ps []Point
 	for i := range 5000 {
@@ -264,7 +266,7 @@ func TestSFTP_CutMidUploadLeavesNoPartialFile(t *testing.T) {
 		ps = append(ps, p)
 	}
 	r.e.SetPoints(ps)
-	stalled := srv.proxy.stall(256 << 10)
+	stalled := srv.Proxy.Stall(256 << 10)
 	r.run(t)
 	select {
 	case <-stalled:
@@ -272,23 +274,23 @@ func TestSFTP_CutMidUploadLeavesNoPartialFile(t *testing.T) {
 		t.Fatal("the upload never got 256 KiB through")
 	}
 	name := r.e.spool.Names()[0]
-	tmp := filepath.Join(srv.inbox, "."+name+".tmp")
+	tmp := filepath.Join(srv.Inbox, "."+name+".tmp")
 	eventually(t, "partial temporary file on the server", func() bool {
 		fi, err := os.Stat(tmp)
 		return err == nil && fi.Size() > 0
 	})
-	srv.proxy.down()
-	srv.proxy.unstall()
-	if _, err := os.Stat(filepath.Join(srv.inbox, name)); !errors.Is(err, os.ErrNotExist) {
+	srv.Proxy.Down()
+	srv.Proxy.Unstall()
+	if _, err := os.Stat(filepath.Join(srv.Inbox, name)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a partial upload is visible under its final name: %v", err)
 	}
 	if !slices.Contains(r.e.spool.Names(), name) {
 		t.Fatal("the file left the spool without a confirmed upload")
 	}
-	srv.proxy.up(t)
+	srv.Proxy.Up(t)
 	eventually(t, "definitions confirmed after the cut", func() bool { return r.pushedKind(TypeCDDY) == 1 })
 	r.close(t)
-	files := srv.inboxFiles(t) // fails on a leftover temporary file
+	files := inboxFiles(srv, t) // fails on a leftover temporary file
 	if p := files[name]; p == nil || len(p.Body) != 5000 {
 		t.Fatalf("server copy of %s incomplete", name)
 	}
@@ -298,7 +300,7 @@ func TestSFTP_CutMidUploadLeavesNoPartialFile(t *testing.T) {
 // stalls, nothing is closed) holds neither the inputs nor Close: the
 // upload is abandoned at the flush bound and the file stays spooled.
 func TestSFTP_StalledServerDoesNotHangClose(t *testing.T) {
-	srv := startSSHD(t)
+	srv := sshdtest.Start(t)
 	r := newSFTPRig(t, srv, func(o *Options) { o.Interval = time.Hour; o.FlushTimeout = time.Second })
 	var ps []Point
 	for i := range 5000 {
@@ -307,7 +309,7 @@ func TestSFTP_StalledServerDoesNotHangClose(t *testing.T) {
 		ps = append(ps, p)
 	}
 	r.e.SetPoints(ps)
-	stalled := srv.proxy.stall(256 << 10)
+	stalled := srv.Proxy.Stall(256 << 10)
 	r.run(t)
 	select {
 	case <-stalled:

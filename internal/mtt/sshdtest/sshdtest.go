@@ -1,4 +1,9 @@
-package mtt
+// Package sshdtest starts a real OpenSSH server for tests: Debian's sshd on
+// a loopback port with its own host key and an authorized key for the
+// current user, reached through a proxy the test can cut (the regulator's
+// front-end host down) or stall (an upload caught halfway). A missing sshd
+// skips the test, unless CI or HAZMON_REQUIRE_SSHD is set: then it fails.
+package sshdtest
 
 import (
 	"bytes"
@@ -24,22 +29,22 @@ import (
 
 const sshdPath = "/usr/sbin/sshd"
 
-// sshServer is a real OpenSSH sshd started for one test on a loopback
+// Server is a real OpenSSH sshd started for one test on a loopback
 // port, with its own host key and an authorized key for the current user,
 // reached through a proxy the test can cut (the server "down").
-type sshServer struct {
+type Server struct {
 	dir     string // sshd's files
-	inbox   string // the remote directory files are pushed to
-	user    string
-	keyFile string // the client's private key
-	hostPub ssh.PublicKey
-	proxy   *proxy
+	Inbox   string // the remote directory files are pushed to
+	User    string
+	KeyFile string // the client's private key
+	HostPub ssh.PublicKey
+	Proxy   *Proxy // the address clients use (Proxy.Addr)
 	stderr  *syncBuffer
 }
 
-// startSSHD skips the test when sshd is missing, unless CI or
+// Start skips the test when sshd is missing, unless CI or
 // HAZMON_REQUIRE_SSHD is set: then it fails.
-func startSSHD(t *testing.T) *sshServer {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		msg := "OpenSSH server not installed (" + sshdPath + "): apt-get install openssh-server, or run scripts/deps.sh"
@@ -59,14 +64,14 @@ func startSSHD(t *testing.T) *sshServer {
 			t.Fatal(err)
 		}
 	}
-	s := &sshServer{dir: t.TempDir(), user: u.Username, stderr: &syncBuffer{}}
-	s.inbox = filepath.Join(s.dir, "inbox")
-	if err := os.Mkdir(s.inbox, 0o755); err != nil {
+	s := &Server{dir: t.TempDir(), User: u.Username, stderr: &syncBuffer{}}
+	s.Inbox = filepath.Join(s.dir, "inbox")
+	if err := os.Mkdir(s.Inbox, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s.hostPub = writeKey(t, filepath.Join(s.dir, "host_ed25519"))
-	s.keyFile = filepath.Join(s.dir, "client_ed25519")
-	clientPub := writeKey(t, s.keyFile)
+	s.HostPub = WriteKey(t, filepath.Join(s.dir, "host_ed25519"))
+	s.KeyFile = filepath.Join(s.dir, "client_ed25519")
+	clientPub := WriteKey(t, s.KeyFile)
 	if err := os.WriteFile(filepath.Join(s.dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +128,13 @@ LogLevel VERBOSE
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.proxy = startProxy(t, target)
+	s.Proxy = startProxy(t, target)
 	return s
 }
 
-// writeKey writes a new Ed25519 private key in OpenSSH form (mode 0600)
+// WriteKey writes a new Ed25519 private key in OpenSSH form (mode 0600)
 // and returns its public key.
-func writeKey(t *testing.T, path string) ssh.PublicKey {
+func WriteKey(t testing.TB, path string) ssh.PublicKey {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -149,8 +154,8 @@ func writeKey(t *testing.T, path string) ssh.PublicKey {
 	return sp
 }
 
-// knownHosts writes a known_hosts file holding key for addr.
-func knownHosts(t *testing.T, addr string, key ssh.PublicKey) string {
+// KnownHosts writes a known_hosts file holding key for addr.
+func KnownHosts(t testing.TB, addr string, key ssh.PublicKey) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "known_hosts")
 	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key) + "\n"
@@ -160,7 +165,7 @@ func knownHosts(t *testing.T, addr string, key ssh.PublicKey) string {
 	return f
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,14 +192,14 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// proxy forwards a loopback port to sshd. down closes the listener and cuts
+// Proxy forwards a loopback port to sshd. down closes the listener and cuts
 // every connection (the server unreachable); up listens again on the same
 // port. With stallAfter set, the client-to-server direction stops after
 // that many bytes of a connection and stalled is closed: an upload is then
 // caught halfway.
-type proxy struct {
+type Proxy struct {
 	target string
-	addr   string
+	Addr   string // host:port clients dial
 	wg     sync.WaitGroup
 
 	mu         sync.Mutex
@@ -205,17 +210,17 @@ type proxy struct {
 	stallOnce  *sync.Once
 }
 
-func startProxy(t *testing.T, target string) *proxy {
+func startProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	p := &proxy{target: target, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), conns: map[net.Conn]bool{}}
-	p.up(t)
-	t.Cleanup(func() { p.down(); p.wg.Wait() })
+	p := &Proxy{target: target, Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), conns: map[net.Conn]bool{}}
+	p.Up(t)
+	t.Cleanup(func() { p.Down(); p.wg.Wait() })
 	return p
 }
 
-func (p *proxy) up(t *testing.T) {
+func (p *Proxy) Up(t testing.TB) {
 	t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
+	ln, err := net.Listen("tcp", p.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +238,7 @@ func (p *proxy) up(t *testing.T) {
 	})
 }
 
-func (p *proxy) down() {
+func (p *Proxy) Down() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -246,21 +251,21 @@ func (p *proxy) down() {
 	}
 }
 
-// stall arms the stall for the next connections and returns its signal.
-func (p *proxy) stall(after int64) <-chan struct{} {
+// Stall arms the stall for the next connections and returns its signal.
+func (p *Proxy) Stall(after int64) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stallAfter, p.stalled, p.stallOnce = after, make(chan struct{}), &sync.Once{}
 	return p.stalled
 }
 
-func (p *proxy) unstall() {
+func (p *Proxy) Unstall() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stallAfter = 0
 }
 
-func (p *proxy) track(cs ...net.Conn) bool {
+func (p *Proxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln == nil {
@@ -272,7 +277,7 @@ func (p *proxy) track(cs ...net.Conn) bool {
 	return true
 }
 
-func (p *proxy) serve(c net.Conn) {
+func (p *Proxy) serve(c net.Conn) {
 	s, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
