@@ -1,0 +1,464 @@
+package store
+
+import (
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// snapshot is what one writer round commits: records, formed messages,
+// acks, deletions and dead letters taken from the lanes.
+type snapshot struct {
+	recs  map[Stream][]*record
+	forms map[Stream][]*formed
+	acks  map[Stream][]uint64
+	dels  map[Stream][]span
+	deads map[Stream][]deadRec
+	more  bool // records were left for the next round (MaxBatch)
+	// set by the commit (evict.go): spans evicted and the data_loss
+	// records created in the transaction.
+	evicted    map[Stream][]span
+	events     []*record  // data_loss records created
+	eventSpans []lossSpan // what each of them reports
+	merged     []merge    // data_loss records extended
+}
+
+// merge is a data_loss record extended by a commit.
+type merge struct {
+	ref *lossRef
+	to  lossSpan // the record's new content
+	add lossSpan // what this commit added
+}
+
+func (sn *snapshot) empty() bool {
+	return len(sn.recs)+len(sn.forms)+len(sn.acks)+len(sn.dels)+len(sn.deads) == 0
+}
+
+// writer is the single goroutine that writes the file: each round commits
+// everything taken (group commit, one fsync). While the file cannot be
+// used it retries it with back-off; damage found by anyone makes it move
+// the file aside and salvage it.
+func (s *Store) writer() {
+	defer s.wg.Done()
+	debug.SetPanicOnFault(true) // this goroutine only ever touches the mapping through guard, which also sets it
+	backoff := s.opts.RetryMin
+	var retry *time.Timer
+	retryC := func() <-chan time.Time {
+		if retry == nil {
+			return nil
+		}
+		return retry.C
+	}
+	schedule := func() {
+		if retry != nil {
+			retry.Stop()
+		}
+		retry = time.NewTimer(backoff)
+		backoff = min(2*backoff, s.opts.RetryMax)
+	}
+	retryDue := false
+	for {
+		closing := s.isClosed()
+		if e := s.damage.Swap(nil); e != nil {
+			s.resetLive(*e)
+		}
+		if s.fileOpen() == false {
+			if retryDue || closing || retry == nil {
+				retryDue = false
+				if s.tryReopen() {
+					backoff = s.opts.RetryMin
+					retry = nil
+				} else {
+					schedule()
+				}
+			}
+			if !s.fileOpen() {
+				s.signal() // the publisher forms from memory
+				if closing {
+					s.dropHeld()
+					return
+				}
+				select {
+				case <-s.work:
+					time.Sleep(20 * time.Millisecond) // coalesce appends into fewer, larger messages
+				case <-retryC():
+					retryDue = true
+				}
+				continue
+			}
+		}
+		more, err := s.round()
+		switch {
+		case err == nil:
+		case isDamage(err):
+			s.noteDamage(err)
+			continue
+		default:
+			s.log.Error("buffer commit failed: records are held in memory until the file can be written", "path", s.path, "err", err)
+			s.enterFault(err)
+			s.mu.Lock()
+			s.queueEventLocked(faultEvent(s.opts.Now(), err))
+			s.mu.Unlock()
+			schedule()
+			continue
+		}
+		if closing {
+			if !more && !s.hasWork() {
+				s.saveRunTime()
+				return
+			}
+			continue
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-s.work:
+			if s.opts.CommitDelay > 0 {
+				time.Sleep(s.opts.CommitDelay)
+			}
+		case <-s.compactReq:
+			if _, _, err := s.maybeCompact(false); err != nil {
+				s.log.Error("buffer compaction failed", "path", s.path, "err", err)
+				if isDamage(err) {
+					s.noteDamage(err)
+				}
+			}
+		}
+	}
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *Store) fileOpen() bool {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db != nil
+}
+
+// hasWork reports whether anything is left to write.
+func (s *Store) hasWork() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lanes {
+		if len(l.queued)+len(l.ackOps)+len(l.delOps)+len(l.deadOps) > 0 {
+			return true
+		}
+		for _, f := range l.unwritten {
+			if !f.inFlight {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tryReopen opens the file again after a fault; everything held in
+// memory is written by the next round.
+func (s *Store) tryReopen() bool {
+	db, err := openChecked(s.path, s.opts)
+	if err != nil && !isIOError(err) && err != errInUse {
+		s.mu.Lock()
+		st := s.hwmLocked()
+		s.mu.Unlock()
+		db, err = s.replaceDamaged(err, &st)
+		if err == nil {
+			err = s.attach(db, st)
+			if err == nil {
+				s.afterReset()
+			}
+		}
+	} else if err == nil {
+		s.mu.Lock()
+		st := s.hwmLocked()
+		s.mu.Unlock()
+		err = s.attach(db, st)
+		if err != nil {
+			s.guardClose(db)
+		}
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.fault = err
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.Lock()
+	since, held := time.Since(s.faultAt).Round(time.Second), s.memBytes
+	if s.fault != nil {
+		s.queueEventLocked(recoveredEvent(s.opts.Now(), since))
+	}
+	s.fault = nil
+	s.mu.Unlock()
+	s.log.Info("buffer file usable again: writing what memory held", "path", s.path, "after", since, "held_bytes", held)
+	return true
+}
+
+// resetLive replaces a file found damaged while running.
+func (s *Store) resetLive(cause error) {
+	s.dbMu.Lock()
+	db := s.db
+	s.db = nil
+	s.dbMu.Unlock()
+	s.guardClose(db)
+	s.mu.Lock()
+	st := s.hwmLocked()
+	s.mu.Unlock()
+	ndb, err := s.replaceDamaged(cause, &st)
+	if err == nil {
+		if err = s.attach(ndb, st); err != nil {
+			s.guardClose(ndb)
+		}
+	}
+	if err != nil {
+		s.log.Error("buffer: no fresh file after a damaged one; records are held in memory", "err", err)
+		s.enterFault(err)
+		return
+	}
+	s.afterReset()
+}
+
+// afterReset queues the buffer_reset event of the last reset.
+func (s *Store) afterReset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reset != nil {
+		s.queueEventLocked(resetEvent(s.opts.Now(), s.reset))
+	}
+}
+
+// saveRunTime records the run time in the file at Close, so the next run
+// ages records from where this one stopped.
+func (s *Store) saveRunTime() {
+	err := s.update(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			putU64(meta, keyMono, uint64(max(0, s.ageNow())))
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("buffer: run time not saved at close", "err", err)
+	}
+}
+
+// dropHeld fails what Close could not write.
+func (s *Store) dropHeld() {
+	s.mu.Lock()
+	var dones []func(error)
+	n := 0
+	for _, l := range s.lanes {
+		for _, r := range l.queued {
+			n++
+			if r.done != nil {
+				dones = append(dones, r.done)
+			}
+		}
+		l.queued = nil
+	}
+	fault := s.fault
+	s.mu.Unlock()
+	if n > 0 {
+		s.log.Error("buffer closed with records only in memory (the file could not be written): they are lost", "records", n, "err", fault)
+	}
+	for _, d := range dones {
+		d(ErrClosed)
+	}
+}
+
+// round takes what is waiting and commits it in one transaction.
+func (s *Store) round() (more bool, err error) {
+	sn := s.take()
+	if sn.empty() {
+		return false, nil
+	}
+	if len(sn.forms) > 0 {
+		s.saveHWM() // before any seq of this round can be published
+	}
+	if s.opts.BeforeCommit != nil {
+		s.opts.BeforeCommit()
+	}
+	s.roundStart.Store(time.Now().UnixNano())
+	err = s.commit(sn)
+	s.roundStart.Store(0)
+	s.finish(sn, err)
+	if err != nil {
+		return false, fmt.Errorf("buffer %s: commit: %w", s.path, err)
+	}
+	s.signal()
+	if len(sn.acks) > 0 && s.opts.CompactMinSize > 0 && s.fileBytes.Load()*CompactRatio < s.opts.CompactMinSize {
+		select { // the backlog has drained: the writer checks the file size and compacts if worth it
+		case s.compactReq <- struct{}{}:
+		default:
+		}
+	}
+	return sn.more, nil
+}
+
+// take marks what the round commits, alarms first, at most MaxBatch records.
+func (s *Store) take() *snapshot {
+	sn := &snapshot{recs: map[Stream][]*record{}, forms: map[Stream][]*formed{}, acks: map[Stream][]uint64{},
+		dels: map[Stream][]span{}, deads: map[Stream][]deadRec{}, evicted: map[Stream][]span{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	budget := s.opts.MaxBatch
+	for _, name := range Streams {
+		l := s.lanes[name]
+		for _, r := range l.queued {
+			if budget == 0 {
+				sn.more = true
+				break
+			}
+			r.inFlight = true
+			sn.recs[name] = append(sn.recs[name], r)
+			budget--
+		}
+		for _, f := range l.unwritten {
+			if !f.inFlight {
+				f.inFlight = true
+				sn.forms[name] = append(sn.forms[name], f)
+			}
+		}
+		if len(l.ackOps) > 0 {
+			sn.acks[name], l.ackOps = l.ackOps, nil
+		}
+		if len(l.delOps) > 0 {
+			sn.dels[name], l.delOps = l.delOps, nil
+		}
+		if len(l.deadOps) > 0 {
+			sn.deads[name], l.deadOps = l.deadOps, nil
+		}
+		if len(sn.recs[name]) == 0 {
+			delete(sn.recs, name)
+		}
+		if len(sn.forms[name]) == 0 {
+			delete(sn.forms, name)
+		}
+	}
+	return sn
+}
+
+// finish applies a round's outcome to the lanes: on success what was
+// written leaves memory and the waiters are told; on failure everything
+// stays for the next try, and the round's evictions become deletions to
+// redo and its data_loss records are held in memory.
+func (s *Store) finish(sn *snapshot, err error) {
+	var dones []func(error)
+	s.mu.Lock()
+	for name, recs := range sn.recs {
+		l := s.lanes[name]
+		if err != nil {
+			for _, r := range recs {
+				r.inFlight = false
+			}
+			continue
+		}
+		keep := l.queued[:0]
+		for _, r := range l.queued {
+			if r.inFlight {
+				s.memBytes -= r.size()
+				if r.done != nil {
+					dones = append(dones, r.done)
+				}
+				continue
+			}
+			keep = append(keep, r)
+		}
+		clear(l.queued[len(keep):])
+		l.queued = keep
+	}
+	for name, forms := range sn.forms {
+		l := s.lanes[name]
+		for _, f := range forms {
+			f.inFlight = false
+			if err != nil {
+				continue
+			}
+			for i, u := range l.unwritten {
+				if u == f {
+					l.unwritten = append(l.unwritten[:i], l.unwritten[i+1:]...)
+					s.memBytes -= int64(len(f.msg.Payload)) + recOverhead
+					break
+				}
+			}
+			l.untake(span{f.msg.First, f.msg.Last})
+			closeOnce(f.done)
+		}
+	}
+	for name, acks := range sn.acks {
+		l := s.lanes[name]
+		if err != nil {
+			l.ackOps = append(acks, l.ackOps...)
+			continue
+		}
+		for _, seq := range acks {
+			delete(l.acked, seq)
+		}
+	}
+	for name, dels := range sn.dels {
+		l := s.lanes[name]
+		if err != nil {
+			l.delOps = append(dels, l.delOps...)
+			continue
+		}
+		for _, d := range dels {
+			l.untake(d)
+		}
+	}
+	for name, deads := range sn.deads {
+		l := s.lanes[name]
+		if err != nil {
+			l.deadOps = append(deads, l.deadOps...)
+			continue
+		}
+		for _, d := range deads {
+			l.untake(span{d.rec, d.rec})
+		}
+	}
+	for name, spans := range sn.evicted {
+		l := s.lanes[name]
+		if err != nil {
+			l.delOps = append(l.delOps, spans...)
+			continue
+		}
+		for _, sp := range spans {
+			l.untake(sp)
+		}
+	}
+	el := s.lanes[Event]
+	for _, m := range sn.merged {
+		el.untake(span{m.ref.rec, m.ref.rec})
+		el.version++
+		if err == nil {
+			m.ref.ls = m.to
+		} else { // report what this commit would have added in a record of its own
+			s.queueEventLocked(lossEvent(s.opts.Now().UnixMilli(), m.add))
+		}
+	}
+	if err != nil && len(sn.events) > 0 {
+		s.requeueLocked(Event, sn.events)
+	}
+	if err == nil {
+		for i, r := range sn.events {
+			ls := sn.eventSpans[i]
+			el.lastLoss[string(ls.stream)+"/"+ls.reason] = &lossRef{rec: r.rec, ls: ls}
+		}
+	}
+	s.mu.Unlock()
+	for _, d := range dones {
+		d(nil)
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
