@@ -101,6 +101,7 @@ func (s *Store) Stats() (Stats, error) {
 				ss.Outbox++
 			}
 		}
+		ss.Outbox = max(0, ss.Outbox-len(l.acked)) // acked, the removal not yet written
 		if len(l.queued) > 0 {
 			if o := time.UnixMilli(l.queued[0].ts); ss.Oldest.IsZero() || o.Before(ss.Oldest) {
 				ss.Oldest = o
