@@ -80,10 +80,15 @@ func openChecked(path string, opts Options) (*bolt.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create folder: %w", err)
 	}
+	if err := precheck(path); err != nil {
+		return nil, err
+	}
 	var db *bolt.DB
+	opened := false
 	err := guard(func() error {
 		var err error
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+		opened = true
 		if err != nil {
 			return err
 		}
@@ -99,6 +104,8 @@ func openChecked(path string, opts Options) (*bolt.DB, error) {
 	}
 	if db != nil {
 		_ = guard(db.Close)
+	} else if !opened {
+		closeLeaked(path) // bbolt's Open panicked holding the lock
 	}
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):

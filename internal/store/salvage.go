@@ -26,11 +26,16 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 		st.Streams = map[string]hwmStream{}
 	}
 	var src *bolt.DB
+	opened := false
 	err := guard(func() error {
 		var err error
 		src, err = bolt.Open(moved, 0o600, &bolt.Options{ReadOnly: true, Timeout: s.opts.LockTimeout})
+		opened = true
 		return err
 	})
+	if !opened {
+		closeLeaked(moved)
+	}
 	var old struct {
 		c           counters
 		epoch, mono uint64
