@@ -82,11 +82,8 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 		if !ok {
 			continue // the writer evicted some of them meanwhile: pick again
 		}
-		if s.waitWritten() {
-			select {
-			case <-f.done:
-			case <-time.After(StallAfter):
-			}
+		if s.fileOpen() {
+			s.waitWritten(f)
 		}
 		return f.msg, true, nil
 	}
@@ -105,10 +102,23 @@ func (s *Store) peekSeq(stream Stream) uint64 {
 	return s.lanes[stream].nextSeq
 }
 
-// waitWritten reports whether Form should wait for its message to be
-// written: the file is open and no write is stalled.
-func (s *Store) waitWritten() bool {
-	return s.fileOpen() && !s.stalled()
+// waitWritten waits until f is written, at most until the write under
+// way (or, if none, one starting now) has taken StallAfter.
+func (s *Store) waitWritten(f *formed) {
+	deadline := time.Now().Add(StallAfter)
+	if t := s.roundStart.Load(); t != 0 {
+		deadline = time.Unix(0, t).Add(StallAfter)
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-f.done:
+	case <-timer.C:
+	}
 }
 
 // buildSafe runs build, turning a panic into an error.
@@ -281,8 +291,12 @@ func (s *Store) deadLetter(stream Stream, it Item, reason string) {
 	l.taken = append(l.taken, span{it.ID, it.ID})
 	l.deadOps = append(l.deadOps, deadRec{rec: it.ID, ts: it.TS.UnixMilli(), data: it.Data, reason: reason})
 	ts := it.TS.UnixMilli()
+	detail := "moved to the dead letters: " + reason
+	if ts <= 0 { // the sample time is unreadable too: the event's own time stands in
+		ts, detail = s.opts.Now().UnixMilli(), detail+" (sample time unreadable)"
+	}
 	s.queueEventLocked(lossEvent(s.opts.Now().UnixMilli(), lossSpan{stream: stream, reason: ReasonUnreadable,
-		sp: span{it.ID, it.ID}, n: 1, from: max(0, ts), to: max(0, ts), detail: "moved to the dead letters: " + reason}))
+		sp: span{it.ID, it.ID}, n: 1, from: ts, to: ts, detail: detail}))
 	s.wakeLocked()
 	s.mu.Unlock()
 	s.log.Error("buffer: record cannot be formed into a message; moved to the dead letters", "stream", stream, "rec", it.ID, "reason", reason)

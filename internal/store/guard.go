@@ -80,18 +80,31 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 		})
 	})
 	if isDamage(err) {
-		s.noteDamage(err)
+		s.noteDamage(db, err)
 	}
 	return err
 }
 
-// noteDamage records that the file is damaged and wakes the writer, which
-// moves it aside and salvages it.
-func (s *Store) noteDamage(err error) {
-	if s.damage.CompareAndSwap(nil, &err) {
+// damageNote is damage met on one open file.
+type damageNote struct {
+	db  *bolt.DB
+	err error
+}
+
+// noteDamage records that the file db is damaged and wakes the writer,
+// which moves it aside and salvages it (unless db was replaced already).
+func (s *Store) noteDamage(db *bolt.DB, err error) {
+	if s.damage.CompareAndSwap(nil, &damageNote{db: db, err: err}) {
 		s.log.Error("buffer file damaged: it will be moved aside and salvaged", "path", s.path, "err", err)
 	}
 	s.wake()
+}
+
+// currentDB is the open file (nil: none).
+func (s *Store) currentDB() *bolt.DB {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	return s.db
 }
 
 // guardClose closes db, whatever state it is in.

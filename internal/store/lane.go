@@ -153,14 +153,17 @@ func (s *Store) AppendAsync(stream Stream, ts time.Time, data []byte, done func(
 	if s.memBytes > s.opts.QueueBytes {
 		dropped = s.shedLocked()
 	}
-	memOnly := s.db == nil
 	s.mu.Unlock()
 	for _, d := range dropped {
 		d(ErrEvicted)
 	}
 	s.wake()
-	if memOnly {
-		s.signal() // no commit will announce it
+	if stream != Telemetry || !s.fileOpen() || s.stalled() {
+		// Alarms and events go out at once (Form writes them with their
+		// message); with no file or a stalled disk no commit will announce
+		// telemetry either. Telemetry otherwise waits for its commit, to
+		// go out in batches.
+		s.signal()
 	}
 	return nil
 }

@@ -224,7 +224,9 @@ func (s *Store) attach(db *bolt.DB, st hwmState) error {
 			epoch = max(getU64(meta, keyEpoch), st.Epoch, 1)
 			putU64(meta, keyEpoch, epoch)
 			s.mu.Lock()
-			err = s.rekeyLocked(tx, &c)
+			if !s.attached { // numbered from the high-water mark alone: may collide
+				err = s.rekeyLocked(tx, &c)
+			}
 			for _, name := range Streams {
 				file[name] = [2]uint64{tx.Bucket(itemsBucket(name)).Sequence(), tx.Bucket(outboxBucket(name)).Sequence()}
 			}
@@ -243,6 +245,7 @@ func (s *Store) attach(db *bolt.DB, st hwmState) error {
 	s.db = db
 	s.dbMu.Unlock()
 	s.mu.Lock()
+	s.attached = true
 	s.ageBase = max(s.ageBase, int64(mono)-s.opts.Mono().Milliseconds())
 	s.epoch = max(s.epoch, epoch)
 	st.Epoch = s.epoch

@@ -267,8 +267,9 @@ type Store struct {
 	hwmErr   error     // the last failure to save the high-water mark
 	loss     memLoss   // records dropped from memory, to report
 	ageBase  int64     // run time (ms) accumulated by earlier runs
+	attached bool      // a file was attached since Open: numbering follows it
 
-	damage     atomic.Pointer[error] // set by any goroutine that met damage; the writer resets the file
+	damage     atomic.Pointer[damageNote] // set by any goroutine that met damage; the writer resets the file
 	roundStart atomic.Int64          // unix ns of the commit in progress, 0 when idle
 	fileBytes  atomic.Int64          // accounted bytes in the file after the last commit
 	work       chan struct{}         // wakes the writer

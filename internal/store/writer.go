@@ -61,8 +61,8 @@ func (s *Store) writer() {
 	retryDue := false
 	for {
 		closing := s.isClosed()
-		if e := s.damage.Swap(nil); e != nil {
-			s.resetLive(*e)
+		if e := s.damage.Swap(nil); e != nil && e.db != nil && e.db == s.currentDB() {
+			s.resetLive(e.err)
 		}
 		if s.fileOpen() == false {
 			if retryDue || closing || retry == nil {
@@ -72,6 +72,7 @@ func (s *Store) writer() {
 					retry = nil
 				} else {
 					schedule()
+					s.saveHWM() // seqs handed out from memory: keep the mark if its file can be written
 				}
 			}
 			if !s.fileOpen() {
@@ -89,18 +90,26 @@ func (s *Store) writer() {
 				continue
 			}
 		}
+		db := s.currentDB()
 		more, err := s.round()
 		switch {
 		case err == nil:
 		case isDamage(err):
-			s.noteDamage(err)
+			s.noteDamage(db, err)
 			continue
 		default:
-			s.log.Error("buffer commit failed: records are held in memory until the file can be written", "path", s.path, "err", err)
-			s.enterFault(err)
 			s.mu.Lock()
-			s.queueEventLocked(faultEvent(s.opts.Now(), err))
+			announce := s.fault == nil // not while a retry fails again
 			s.mu.Unlock()
+			if announce {
+				s.log.Error("buffer commit failed: records are held in memory until the file can be written", "path", s.path, "err", err)
+			}
+			s.enterFault(err)
+			if announce {
+				s.mu.Lock()
+				s.queueEventLocked(faultEvent(s.opts.Now(), err))
+				s.mu.Unlock()
+			}
 			schedule()
 			continue
 		}
@@ -114,16 +123,24 @@ func (s *Store) writer() {
 		if more {
 			continue
 		}
+		var again <-chan time.Time
+		s.mu.Lock()
+		if s.hwmErr != nil { // try the high-water mark again even while idle
+			again = time.After(s.opts.RetryMin)
+		}
+		s.mu.Unlock()
 		select {
+		case <-again:
 		case <-s.work:
 			if s.opts.CommitDelay > 0 {
 				time.Sleep(s.opts.CommitDelay)
 			}
 		case <-s.compactReq:
+			db := s.currentDB()
 			if _, _, err := s.maybeCompact(false); err != nil {
 				s.log.Error("buffer compaction failed", "path", s.path, "err", err)
 				if isDamage(err) {
-					s.noteDamage(err)
+					s.noteDamage(db, err)
 				}
 			}
 		}
@@ -189,15 +206,8 @@ func (s *Store) tryReopen() bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.mu.Lock()
-	since, held := time.Since(s.faultAt).Round(time.Second), s.memBytes
-	if s.fault != nil {
-		s.queueEventLocked(recoveredEvent(s.opts.Now(), since))
-	}
-	s.fault = nil
-	s.mu.Unlock()
-	s.log.Info("buffer file usable again: writing what memory held", "path", s.path, "after", since, "held_bytes", held)
-	return true
+	s.saveHWM()
+	return true // the fault ends with the first round written (recovered)
 }
 
 // resetLive replaces a file found damaged while running.
@@ -274,22 +284,33 @@ func (s *Store) dropHeld() {
 // round takes what is waiting and commits it in one transaction.
 func (s *Store) round() (more bool, err error) {
 	sn := s.take()
-	if sn.empty() {
-		return false, nil
+	s.mu.Lock()
+	hwmFailing, recovering := s.hwmErr != nil, s.fault != nil
+	s.mu.Unlock()
+	if sn.empty() && !hwmFailing && !recovering {
+		return false, nil // (after a fault, an empty commit proves the file works)
 	}
-	if len(sn.forms) > 0 {
+	if len(sn.forms) > 0 || hwmFailing {
 		s.saveHWM() // before any seq of this round can be published
 	}
-	if s.opts.BeforeCommit != nil {
-		s.opts.BeforeCommit()
-	}
 	s.roundStart.Store(time.Now().UnixNano())
+	if s.opts.BeforeCommit != nil {
+		s.opts.BeforeCommit() // a stall here counts as the disk's
+	}
 	err = s.commit(sn)
 	s.roundStart.Store(0)
 	s.finish(sn, err)
 	if err != nil {
 		return false, fmt.Errorf("buffer %s: commit: %w", s.path, err)
 	}
+	s.mu.Lock()
+	if s.fault != nil { // the first round written after a fault
+		since, held := time.Since(s.faultAt).Round(time.Second), s.memBytes
+		s.fault = nil
+		s.queueEventLocked(recoveredEvent(s.opts.Now(), since))
+		s.log.Info("buffer file usable again: writing what memory held", "path", s.path, "after", since, "held_bytes", held)
+	}
+	s.mu.Unlock()
 	s.signal()
 	if len(sn.acks) > 0 && s.opts.CompactMinSize > 0 && s.fileBytes.Load()*CompactRatio < s.opts.CompactMinSize {
 		select { // the backlog has drained: the writer checks the file size and compacts if worth it
