@@ -31,6 +31,7 @@ type consumer struct {
 	resets   []contract.Event
 	events   []contract.Event
 	errs     []string
+	lossy    map[store.Stream]uint64 // records up to these may be lost by a reset
 	paused   bool
 	stopc    chan struct{}
 	done     chan struct{}
@@ -103,6 +104,17 @@ func (c *consumer) stop() {
 }
 
 func (c *consumer) pause(v bool) { c.mu.Lock(); c.paused = v; c.mu.Unlock() }
+
+// mayLose says a reset may lose the records of s up to rec (they are in
+// the file about to be damaged); the buffer_reset event must count them.
+func (c *consumer) mayLose(s store.Stream, rec uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lossy == nil {
+		c.lossy = map[store.Stream]uint64{}
+	}
+	c.lossy[s] = rec
+}
 
 func (c *consumer) fail(format string, args ...any) {
 	c.mu.Lock()
@@ -235,7 +247,7 @@ func (c *consumer) complete(q Queue) bool {
 	defer c.mu.Unlock()
 	for s, recs := range c.want {
 		for r := range recs {
-			if !c.explained(s, r) && c.allowed() == 0 {
+			if !c.explained(s, r) && (c.allowed() == 0 || r > c.lossy[s]) {
 				return false
 			}
 		}

@@ -380,7 +380,8 @@ func caseStall(t *testing.T, h *harness) {
 func casePanic(t *testing.T, h *harness) {
 	h.add(store.Telemetry, 2000)
 	h.drained(30 * time.Second)
-	h.add(store.Telemetry, 2000) // a backlog in the file
+	backlog := h.add(store.Telemetry, 2000) // a backlog in the file
+	h.c.mayLose(store.Telemetry, backlog[len(backlog)-1])
 	if h.kind.inject {
 		h.f.set(func(f *faults) { f.panicNext = true })
 		h.add(store.Telemetry, 1)

@@ -382,19 +382,24 @@ func (s *Store) Ack(stream Stream, seq uint64) error {
 		closeOnce(f.done)
 		sp := span{f.msg.First, f.msg.Last}
 		inFile := f.fromFile
+		var dropped uint64
 		keep := l.queued[:0]
 		for _, r := range l.queued {
 			if sp.has(r.rec) && !r.inFlight {
 				s.memBytes -= r.size()
+				dropped++
 				if r.done != nil {
 					dones = append(dones, r.done)
 				}
 				continue
 			}
 			if sp.has(r.rec) {
-				inFile = true
+				inFile = true // being written now
 			}
 			keep = append(keep, r)
+		}
+		if dropped < sp.to-sp.from+1 {
+			inFile = true // some were written since the message was formed
 		}
 		clear(l.queued[len(keep):])
 		l.queued = keep
