@@ -289,6 +289,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	}
 
 	var since, format, efile string
+	var dead bool
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Write the records not yet acked by the broker as CSV or JSONL",
@@ -298,13 +299,16 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 			"opened read-only. Records already delivered are not in the buffer.\n" +
 			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".",
 		Example: "  hazmon buffer export --since 2h --format csv > last2h.csv\n" +
-			"  hazmon buffer export --since 2025-01-31T08:00:00+08:00 --format jsonl",
+			"  hazmon buffer export --since 2025-01-31T08:00:00+08:00 --format jsonl\n" +
+			"  hazmon buffer export --dead --format jsonl",
 		Args: cobra.NoArgs,
 	}
 	te := addTarget(export)
 	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back (2h); default: all")
 	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
 	export.Flags().StringVar(&efile, "file", "", "buffer file, read directly (<data_dir>/"+app.BufferFile+")")
+	export.Flags().BoolVar(&dead, "dead", false, "export the dead letters instead: records that could not be formed into a message\n"+
+		"(each reported to the bureau in a data_loss event, reason unreadable); CSV columns: "+strings.Join(control.DeadCSVHeader, ","))
 	export.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := control.CheckFormat(format); err != nil {
 			return err
@@ -315,10 +319,18 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 		}
 		var n int
 		err = withBuffer(cmd, te, efile, func(b control.Backend) error {
-			n, err = b.BufferExport(cmd.Context(), from, format, stdout)
+			if dead {
+				n, err = b.BufferDead(cmd.Context(), format, stdout)
+			} else {
+				n, err = b.BufferExport(cmd.Context(), from, format, stdout)
+			}
 			return err
 		}, func(s *store.Store) error {
-			n, err = control.Export(cmd.Context(), s, from, format, stdout)
+			if dead {
+				n, err = control.ExportDead(cmd.Context(), s, format, stdout)
+			} else {
+				n, err = control.Export(cmd.Context(), s, from, format, stdout)
+			}
 			return err
 		})
 		if err != nil {

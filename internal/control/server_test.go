@@ -42,6 +42,11 @@ func (fixedBackend) BufferExport(_ context.Context, _ time.Time, _ string, w io.
 	return 1, err
 }
 
+func (fixedBackend) BufferDead(_ context.Context, _ string, w io.Writer) (int, error) {
+	_, err := io.WriteString(w, "d\n")
+	return 1, err
+}
+
 func serve(t *testing.T, path string) (stop func()) {
 	t.Helper()
 	srv, err := Listen(path, fixedBackend{st: Status{State: StateStarting, Agent: "gw-1"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -93,6 +98,10 @@ func TestSocket_ModeStaleAndErrors(t *testing.T) {
 	var sb strings.Builder
 	if n, err := c.BufferExport(context.Background(), time.Time{}, FormatCSV, &sb); err != nil || n != 1 || sb.String() != "a,b\n" {
 		t.Errorf("export = %d %q %v", n, sb.String(), err)
+	}
+	sb.Reset()
+	if n, err := c.BufferDead(context.Background(), FormatJSONL, &sb); err != nil || n != 1 || sb.String() != "d\n" {
+		t.Fatalf("dead letters through the socket: %d %q %v", n, sb.String(), err)
 	}
 	if _, err := c.BufferExport(context.Background(), time.Time{}, "xml", &sb); !errors.Is(err, ErrInvalid) {
 		t.Errorf("export xml: %v", err)
