@@ -271,6 +271,9 @@ func TestBufferCap_ConsumerFindsEveryGap(t *testing.T) {
 	if len(gaps) > 0 {
 		t.Fatalf("gaps in rec no data_loss event explains: %v\n%s", gaps, rc.summary())
 	}
+	if rc.named() == 0 {
+		t.Fatalf("no data_loss event names any record: %s", rc.summary())
+	}
 	if bad := rc.lossesNotGaps(); len(bad) > 0 {
 		t.Fatalf("data_loss ranges with records that did arrive: %v", bad)
 	}
@@ -391,6 +394,19 @@ func (c *recConsumer) lossesNotGaps() []contract.Event {
 		}
 	}
 	return bad
+}
+
+// named is how many records the data_loss events name.
+func (c *recConsumer) named() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n uint64
+	for _, e := range c.losses {
+		if len(e.Rec) == 2 {
+			n += e.Rec[1] - e.Rec[0] + 1
+		}
+	}
+	return n
 }
 
 func (c *recConsumer) summary() string {
