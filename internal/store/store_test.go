@@ -374,8 +374,8 @@ func TestStore_EvictMaxAge(t *testing.T) {
 	mono = 0 // a new process: its monotonic clock starts again
 	mu.Unlock()
 	s = open(t, path, Options{MaxAge: time.Hour, Mono: clock}) // run time goes on from 40 min
-	appendN(t, s, Telemetry, 4, 1) // at 40 min
-	step(30 * time.Minute)         // 70 min: the first four are 70 min old, the fifth 30
+	appendN(t, s, Telemetry, 4, 1)                             // at 40 min
+	step(30 * time.Minute)                                     // 70 min: the first four are 70 min old, the fifth 30
 	appendN(t, s, Telemetry, 5, 1)
 	evs := dataLoss(t, s)
 	if len(evs) != 1 {
