@@ -59,8 +59,13 @@ func (s *Store) writer() {
 		backoff = min(2*backoff, s.opts.RetryMax)
 	}
 	retryDue := false
+	closeFails := 0 // failed rounds since Close: Close tries the file once more, not forever
 	for {
 		closing := s.isClosed()
+		if closing && closeFails >= 2 {
+			s.dropHeld()
+			return
+		}
 		if e := s.damage.Swap(nil); e != nil && e.db != nil && e.db == s.currentDB() {
 			s.resetLive(e.err)
 		}
@@ -96,8 +101,14 @@ func (s *Store) writer() {
 		case err == nil:
 		case isDamage(err):
 			s.noteDamage(db, err)
+			if closing {
+				closeFails++
+			}
 			continue
 		default:
+			if closing {
+				closeFails++
+			}
 			s.mu.Lock()
 			announce := s.fault == nil // not while a retry fails again
 			s.mu.Unlock()
