@@ -297,7 +297,10 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 			"PUBACK, or not yet sent) with a sample time at or after --since, to stdout.\n" +
 			"Through the running agent (it holds the file); if none runs, the file is\n" +
 			"opened read-only. Records already delivered are not in the buffer.\n" +
-			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".",
+			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".\n" +
+			"--dead writes the dead letters instead: records that could not be formed\n" +
+			"into a message, each reported in a data_loss event (reason unreadable).\n" +
+			"Their CSV columns: " + strings.Join(control.DeadCSVHeader, ",") + ".",
 		Example: "  hazmon buffer export --since 2h --format csv > last2h.csv\n" +
 			"  hazmon buffer export --since 2025-01-31T08:00:00+08:00 --format jsonl\n" +
 			"  hazmon buffer export --dead --format jsonl",
@@ -307,8 +310,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back (2h); default: all")
 	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
 	export.Flags().StringVar(&efile, "file", "", "buffer file, read directly (<data_dir>/"+app.BufferFile+")")
-	export.Flags().BoolVar(&dead, "dead", false, "export the dead letters instead: records that could not be formed into a message\n"+
-		"(each reported to the bureau in a data_loss event, reason unreadable); CSV columns: "+strings.Join(control.DeadCSVHeader, ","))
+	export.Flags().BoolVar(&dead, "dead", false, "the dead letters instead (records not formable)")
 	export.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := control.CheckFormat(format); err != nil {
 			return err
