@@ -305,10 +305,12 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
-// openUplink opens the buffer and builds the publisher. A buffer that
-// cannot be opened is reported and the agent monitors on without it (no
-// durable uplink); a publisher that cannot be built (a bad TLS file) is a
-// fatal error: outputs are already cut and stay cut.
+// openUplink opens the buffer and builds the publisher. A buffer file that
+// cannot be used (read-only data_dir, disk full, I/O errors) does not fail
+// Open: the store holds records in memory and the publisher sends them
+// live (store.Health says why it is degraded). Only a buffer held by
+// another agent stops the start; a publisher that cannot be built (a bad
+// TLS file) is a fatal error: outputs are already cut and stay cut.
 func (a *App) openUplink(cfg *config.Config) error {
 	st, err := store.Open(filepath.Join(cfg.Agent.DataDir, BufferFile), store.Options{
 		MaxBytes: cfg.Buffer.MaxBytes, MaxAge: cfg.Buffer.MaxAge.D(), Logger: a.log,
@@ -324,11 +326,9 @@ func (a *App) openUplink(cfg *config.Config) error {
 	a.mu.Lock()
 	a.st = st
 	a.mu.Unlock()
-	if r := st.Reset(); r != nil {
-		a.log.Error("buffer file unreadable: moved aside, started a fresh one", "moved_to", r.MovedTo, "err", r.Cause)
-		a.event(contract.Event{Type: contract.EventBufferReset, TS: time.Now().UnixMilli(),
-			Reason: "corrupt", Detail: fmt.Sprintf("moved to %s: %v", filepath.Base(r.MovedTo), r.Cause)})
-	}
+	// A damaged file was moved aside and salvaged, or the file cannot be
+	// written (the store runs in memory): the store queues the
+	// buffer_reset / buffer_fault event itself and reports it in Health.
 	po, err := publish.OptionsFromConfig(cfg.MQTT, cfg.Agent, buildinfo.Version(), sensorIDs(cfg))
 	if err != nil {
 		return fmt.Errorf("mqtt: %w", err)

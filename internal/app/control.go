@@ -399,6 +399,9 @@ func (b *controlBackend) BufferStats(ctx context.Context) (control.BufferStats, 
 		return control.BufferStats{}, err
 	}
 	bs := control.BufferStatsFrom(s.Path(), st, time.Now())
+	if ok, why := s.Health(); !ok {
+		bs.Degraded = why // file unusable (records in memory) or the disk stalls
+	}
 	bs.NotStored = a.appendErrs.Load()
 	bs.LastError = a.loss.lastError()
 	return bs, nil
@@ -412,4 +415,14 @@ func (b *controlBackend) BufferExport(ctx context.Context, since time.Time, form
 		return 0, fmt.Errorf("%w: %v", control.ErrUnavailable, errNoBuffer)
 	}
 	return control.Export(ctx, s, since, format, w)
+}
+
+// BufferDead implements control.Backend: the dead letters, read through
+// the agent's open store.
+func (b *controlBackend) BufferDead(ctx context.Context, format string, w io.Writer) (int, error) {
+	s := (*App)(b).buffer()
+	if s == nil {
+		return 0, fmt.Errorf("%w: %v", control.ErrUnavailable, errNoBuffer)
+	}
+	return control.ExportDead(ctx, s, format, w)
 }

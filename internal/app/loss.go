@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +26,11 @@ type lossTally struct {
 	n        int64
 	from, to int64 // sample times, unix ms
 	reason   string
-	last     string // last error text
+	last     string                 // last error text
+	per      map[store.Stream]int64 // records per stream (alarms are never counted as readings)
 }
 
-func (l *lossTally) add(ts time.Time, err error) {
+func (l *lossTally) add(stream store.Stream, ts time.Time, err error) {
 	reason := LossWriteError
 	if errors.Is(err, store.ErrBusy) {
 		reason = LossBufferBusy
@@ -45,6 +48,10 @@ func (l *lossTally) add(ts time.Time, err error) {
 		l.reason = reason
 	}
 	l.n++
+	if l.per == nil {
+		l.per = map[store.Stream]int64{}
+	}
+	l.per[stream]++
 	l.last = err.Error()
 }
 
@@ -63,9 +70,28 @@ func (l *lossTally) take(now time.Time) (contract.Event, bool) {
 		return contract.Event{}, false
 	}
 	e := contract.Event{Type: contract.EventDataLoss, TS: now.UnixMilli(), FromTS: l.from, ToTS: l.to,
-		Readings: l.n, Reason: l.reason, Detail: l.last}
-	l.n = 0
+		Readings: l.n, Reason: l.reason, Detail: l.perStream() + l.last}
+	if len(l.per) == 1 {
+		for s := range l.per {
+			e.Stream = string(s)
+		}
+	}
+	l.n, l.per = 0, nil
 	return e, true
+}
+
+// perStream is "alarm=N event=M telemetry=K; " for the records counted.
+func (l *lossTally) perStream() string {
+	var b strings.Builder
+	for _, s := range store.Streams {
+		if n := l.per[s]; n > 0 {
+			fmt.Fprintf(&b, "%s=%d ", s, n)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return strings.TrimSpace(b.String()) + "; "
 }
 
 // putBack returns an event that could not be queued to the tally.
@@ -80,6 +106,15 @@ func (l *lossTally) putBack(e contract.Event) {
 	}
 	if l.n == 0 {
 		l.reason, l.last = e.Reason, e.Detail
+		if _, rest, ok := strings.Cut(e.Detail, "; "); ok {
+			l.last = rest // the per-stream counts are added again by take
+		}
+	}
+	if l.per == nil {
+		l.per = map[store.Stream]int64{}
+	}
+	if e.Stream != "" {
+		l.per[store.Stream(e.Stream)] += e.Readings
 	}
 	l.n += e.Readings
 }

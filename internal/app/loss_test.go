@@ -26,9 +26,9 @@ func TestApp_RefusedRecordsReported(t *testing.T) {
 	a.errLog.every = time.Hour
 	t0 := time.UnixMilli(1_700_000_000_000)
 	for i := range 7 {
-		a.refused(t0.Add(time.Duration(i)*time.Second), store.ErrBusy)
+		a.refused(store.Telemetry, t0.Add(time.Duration(i)*time.Second), store.ErrBusy)
 	}
-	a.refused(t0.Add(-time.Second), errors.New("write /var/lib/hazmon/buffer.db: no space left on device"))
+	a.refused(store.Telemetry, t0.Add(-time.Second), errors.New("write /var/lib/hazmon/buffer.db: no space left on device"))
 	a.reportLoss()
 	a.reportLoss() // nothing new: no second event
 
@@ -67,8 +67,8 @@ func TestApp_BufferStatsShowRefusals(t *testing.T) {
 	defer st.Close()
 	a := &App{st: st, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	a.errLog.every = time.Hour
-	a.refused(time.Now(), errors.New("write buffer.db: no space left on device"))
-	a.refused(time.Now(), store.ErrBusy)
+	a.refused(store.Alarm, time.Now(), errors.New("write buffer.db: no space left on device"))
+	a.refused(store.Alarm, time.Now(), store.ErrBusy)
 	bs, err := (*controlBackend)(a).BufferStats(t.Context())
 	if err != nil {
 		t.Fatal(err)

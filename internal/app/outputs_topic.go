@@ -102,7 +102,8 @@ func sameOutputs(a, b []contract.Output) bool {
 // from the safety core (sent only when something changed).
 const OutputsEvery = time.Second
 
-// outputsLoop keeps the retained …/outputs message up to date until ctx ends.
+// outputsLoop keeps the retained …/outputs message and the status's state
+// up to date until ctx ends.
 func (a *App) outputsLoop(ctx context.Context) {
 	t := time.NewTicker(OutputsEvery)
 	defer t.Stop()
@@ -112,6 +113,7 @@ func (a *App) outputsLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		a.updateState() // degraded while the buffer runs on memory, online again after
 		sctx, cancel := context.WithTimeout(ctx, OutputsEvery/2)
 		if _, err := a.retainOutputs(sctx); err != nil && a.errLog.allow() {
 			a.log.Warn("outputs topic: no snapshot of the safety core", "err", err)

@@ -118,24 +118,22 @@ func (a *App) retainAlarms(active []safety.Alarm, now time.Time) {
 func (a *App) append(stream store.Stream, ts time.Time, v any) {
 	st := a.buffer()
 	if st == nil {
-		a.refused(ts, errNoBuffer)
+		a.refused(stream, ts, errNoBuffer)
 		return
 	}
 	data, err := contract.Marshal(v)
 	if err == nil {
-		err = st.AppendAsync(stream, ts, data, func(err error) {
-			if err != nil {
-				a.refused(ts, err)
-			}
-		})
+		// The store never refuses a record it can hold in memory; one it
+		// drops later (memory bound) it reports itself, with its rec.
+		err = st.AppendAsync(stream, ts, data, nil)
 	}
 	if err != nil {
-		a.refused(ts, err)
+		a.refused(stream, ts, err)
 	}
 }
 
-func (a *App) refused(ts time.Time, err error) {
-	a.loss.add(ts, err)
+func (a *App) refused(stream store.Stream, ts time.Time, err error) {
+	a.loss.add(stream, ts, err)
 	a.appendErrs.Add(1)
 	if a.errLog.allow() {
 		a.log.Error("buffer: record not stored", "err", err)

@@ -31,6 +31,11 @@ func (a *App) degradedReasons() []string {
 		rs = append(rs, "buffer: "+a.ctl.bufferFault)
 	}
 	a.ctl.mu.Unlock()
+	if st := a.buffer(); st != nil {
+		if ok, why := st.Health(); !ok {
+			rs = append(rs, "buffer: "+why)
+		}
+	}
 	return rs
 }
 

@@ -286,6 +286,7 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 	}
 
 	var since, format, efile string
+	var dead bool
 	export := &cobra.Command{
 		Use:   "export",
 		Short: "Write what is waiting to be sent to the broker, as CSV or JSONL",
@@ -296,15 +297,20 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 			"over the backlog by other means. --since keeps the records with a sample time\n" +
 			"at or after it. Through the running agent (it holds the file); if none runs,\n" +
 			"the file is opened read-only.\n" +
-			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".",
+			"CSV columns: " + strings.Join(control.CSVHeader, ",") + ".\n" +
+			"--dead writes the dead letters instead: records that could not be formed\n" +
+			"into a message, each reported in a data_loss event (reason unreadable).\n" +
+			"Their CSV columns: " + strings.Join(control.DeadCSVHeader, ",") + ".",
 		Example: "  hazmon buffer export --format csv > pending.csv   # all that waits to be sent\n" +
-			"  hazmon buffer export --file /var/lib/hazmon/buffer.db --format jsonl",
+			"  hazmon buffer export --file /var/lib/hazmon/buffer.db --format jsonl\n" +
+			"  hazmon buffer export --dead --format jsonl",
 		Args: cobra.NoArgs,
 	}
 	te := addTarget(export)
 	export.Flags().StringVar(&since, "since", "", "RFC3339 time or a duration back (2h); default: all")
 	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
 	export.Flags().StringVar(&efile, "file", "", "buffer file, read directly (<data_dir>/"+app.BufferFile+")")
+	export.Flags().BoolVar(&dead, "dead", false, "the dead letters instead (records not formable)")
 	export.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := control.CheckFormat(format); err != nil {
 			return err
@@ -315,10 +321,18 @@ func newBuffer(stdout, stderr io.Writer) *cobra.Command {
 		}
 		var n int
 		err = withBuffer(cmd, te, efile, func(b control.Backend) error {
-			n, err = b.BufferExport(cmd.Context(), from, format, stdout)
+			if dead {
+				n, err = b.BufferDead(cmd.Context(), format, stdout)
+			} else {
+				n, err = b.BufferExport(cmd.Context(), from, format, stdout)
+			}
 			return err
 		}, func(s *store.Store) error {
-			n, err = control.Export(cmd.Context(), s, from, format, stdout)
+			if dead {
+				n, err = control.ExportDead(cmd.Context(), s, format, stdout)
+			} else {
+				n, err = control.Export(cmd.Context(), s, from, format, stdout)
+			}
 			return err
 		})
 		if err != nil {

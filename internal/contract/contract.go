@@ -36,7 +36,8 @@ const (
 // Event types carried in Event.Type.
 const (
 	EventDataLoss    = "data_loss"    // readings evicted from the buffer before they were published
-	EventBufferReset = "buffer_reset" // the buffer file was unreadable and was moved aside
+	EventBufferReset = "buffer_reset" // the buffer file was damaged: moved aside, a fresh one started, readable records salvaged into it
+	EventBufferFault = "buffer_fault" // the buffer file cannot be written (I/O error, disk full, read-only): records are held in memory
 	EventClockStep   = "clock_step"   // the wall clock stepped
 
 	EventOutputRestore    = "output_restore"    // a technician restored a held output (subject: the output)
@@ -59,9 +60,8 @@ const (
 //     memory; Reason is a short machine word for the cause, Detail the
 //     error text. The status message says degraded meanwhile.
 const (
-	EventStart       = "start"
-	EventReload      = "reload"
-	EventBufferFault = "buffer_fault"
+	EventStart  = "start"
+	EventReload = "reload"
 )
 
 // How the previous run ended (Event.PreviousStop of a start event).
@@ -153,11 +153,22 @@ func nonFiniteCode(v float64) reading.FaultCode {
 
 // Telemetry is the payload of {prefix}/{site}/{agent}/telemetry.
 // Readings holds already-encoded Reading objects (as stored in the buffer).
+//
+// Rec is the range [first, last] of the record numbers of the readings it
+// carries (one per reading, in order, contiguous): record numbers are
+// assigned when the agent accepts a reading into its buffer, per stream,
+// and are never reused, so a reading missing from the platform shows as a
+// gap in rec, which a data_loss event with the same stream and rec
+// explains. Epoch counts the buffer's resets (a damaged file replaced).
+// Both are absent in messages formed by agents older than this contract
+// addition.
 type Telemetry struct {
 	V          int               `json:"v"`
 	Agent      string            `json:"agent"`
 	Site       string            `json:"site"`
 	Seq        uint64            `json:"seq"`
+	Epoch      uint64            `json:"epoch,omitempty"`
+	Rec        []uint64          `json:"rec,omitempty"`
 	Historical bool              `json:"historical"`
 	Readings   []json.RawMessage `json:"readings"`
 }
@@ -169,9 +180,14 @@ type Telemetry struct {
 // otherwise. V, Seq, Agent and Site are filled in when the message is
 // formed for publishing (a buffered record omits them; a published one
 // always has them).
+//
+// Rec ([n, n]) is the alarm's record number in the alarm stream and Epoch
+// the buffer epoch, as in Telemetry.
 type Alarm struct {
 	V           int      `json:"v,omitempty"`
 	Seq         uint64   `json:"seq,omitempty"`
+	Epoch       uint64   `json:"epoch,omitempty"`
+	Rec         []uint64 `json:"rec,omitempty"`
 	AlarmID     string   `json:"alarm_id"`
 	Agent       string   `json:"agent,omitempty"`
 	Site        string   `json:"site,omitempty"`
@@ -219,17 +235,31 @@ type Episode struct {
 // Event is the payload of {prefix}/{site}/{agent}/event: something the
 // bureau must know about the agent itself (data loss, buffer reset, ...).
 // FromTS/ToTS/Readings/Reason are used by data_loss; zero values are omitted.
+//
+// ID is the event's own record number in the event stream (contiguous,
+// never reused, like Telemetry.Rec); Epoch as in Telemetry. A data_loss
+// event names the lost records: Stream and Rec [first, last] (record
+// numbers of that stream; for the event stream, event ids). A
+// buffer_reset event carries Salvaged (records copied from the damaged
+// file) and Lost (records it held that could not be read; absent when the
+// file was too damaged to count them).
 type Event struct {
-	V        int    `json:"v,omitempty"`
-	Seq      uint64 `json:"seq,omitempty"`
-	Agent    string `json:"agent,omitempty"`
-	Site     string `json:"site,omitempty"`
-	Type     string `json:"type"`
-	TS       int64  `json:"ts"`
-	FromTS   int64  `json:"from_ts,omitempty"`
-	ToTS     int64  `json:"to_ts,omitempty"`
-	Readings int64  `json:"readings,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	V        int      `json:"v,omitempty"`
+	Seq      uint64   `json:"seq,omitempty"`
+	Epoch    uint64   `json:"epoch,omitempty"`
+	ID       uint64   `json:"id,omitempty"`
+	Agent    string   `json:"agent,omitempty"`
+	Site     string   `json:"site,omitempty"`
+	Type     string   `json:"type"`
+	TS       int64    `json:"ts"`
+	FromTS   int64    `json:"from_ts,omitempty"`
+	ToTS     int64    `json:"to_ts,omitempty"`
+	Readings int64    `json:"readings,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Stream   string   `json:"stream,omitempty"`
+	Rec      []uint64 `json:"rec,omitempty"`
+	Salvaged *int64   `json:"salvaged,omitempty"`
+	Lost     *int64   `json:"lost,omitempty"`
 	// Subject names what the event is about: the output of an output test
 	// or restore, the sensor of a calibration.
 	Subject string `json:"subject,omitempty"`

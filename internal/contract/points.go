@@ -87,3 +87,14 @@ type PointGroup struct {
 	Name    string   `json:"name"`
 	Sensors []string `json:"sensors"`
 }
+
+// Retained reports whether messages of kind are retained state (status,
+// current, alarms, outputs, points), outside the seq streams: a consumer
+// keeps the latest of each and checks seq only on the others.
+func Retained(kind string) bool {
+	switch kind {
+	case KindStatus, KindCurrent, KindAlarms, KindOutputs, KindPoints:
+		return true
+	}
+	return false
+}

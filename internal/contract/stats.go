@@ -13,6 +13,8 @@ type Stats struct {
 	Seq     uint64                 `json:"seq,omitempty"`
 	Agent   string                 `json:"agent,omitempty"`
 	Site    string                 `json:"site,omitempty"`
+	Epoch   uint64                 `json:"epoch,omitempty"`
+	Rec     []uint64               `json:"rec,omitempty"` // the record number, [n, n]
 	FromTS  int64                  `json:"from_ts"`
 	ToTS    int64                  `json:"to_ts"`
 	Partial bool                   `json:"partial"`

@@ -105,7 +105,18 @@ func (c *Client) BufferExport(ctx context.Context, since time.Time, format strin
 	if !since.IsZero() {
 		q.Set("since", since.UTC().Format(time.RFC3339Nano))
 	}
-	resp, err := c.send(ctx, http.MethodGet, "/v1/buffer/export?"+q.Encode(), nil)
+	return c.stream(ctx, "/v1/buffer/export?"+q.Encode(), w)
+}
+
+// BufferDead implements Backend, as BufferExport.
+func (c *Client) BufferDead(ctx context.Context, format string, w io.Writer) (int, error) {
+	return c.stream(ctx, "/v1/buffer/dead?"+url.Values{"format": {format}}.Encode(), w)
+}
+
+// stream copies a streamed export to w; an error the agent met after it
+// began sending is returned after the copy.
+func (c *Client) stream(ctx context.Context, path string, w io.Writer) (int, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -109,6 +109,81 @@ func Export(ctx context.Context, st *store.Store, since time.Time, format string
 	return ex.n, nil
 }
 
+// DeadCSVHeader is the first line of a CSV export of the dead letters.
+var DeadCSVHeader = []string{"time", "ts", "stream", "rec", "reason", "record"}
+
+// deadRecord is one line of a JSONL export of the dead letters.
+type deadRecord struct {
+	Stream string          `json:"stream"`
+	Rec    uint64          `json:"rec"`
+	TS     int64           `json:"ts"`
+	Reason string          `json:"reason"`
+	Record json.RawMessage `json:"record,omitempty"` // the record as buffered, when it is JSON
+	Raw    string          `json:"raw,omitempty"`    // else its bytes, as a Go-quoted string
+}
+
+// ExportDead writes the buffer's dead letters (records that could not be
+// formed into a message, each reported in a data_loss event with reason
+// "unreadable"), stream by stream in record order, and returns how many.
+func ExportDead(ctx context.Context, st *store.Store, format string, w io.Writer) (int, error) {
+	if err := CheckFormat(format); err != nil {
+		return 0, err
+	}
+	var cw *csv.Writer
+	if format == FormatCSV {
+		cw = csv.NewWriter(w)
+		if err := cw.Write(DeadCSVHeader); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for _, s := range store.Streams {
+		var after uint64
+		for {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			dead, err := st.Dead(s, after, exportPage)
+			if err != nil {
+				return n, err
+			}
+			for _, d := range dead {
+				after = d.Rec
+				n++
+				if cw != nil {
+					row := []string{d.TS.UTC().Format("2006-01-02T15:04:05.000Z"), strconv.FormatInt(d.TS.UnixMilli(), 10),
+						string(s), strconv.FormatUint(d.Rec, 10), d.Reason, strconv.Quote(string(d.Data))}
+					if err := cw.Write(row); err != nil {
+						return n, err
+					}
+					continue
+				}
+				line := deadRecord{Stream: string(s), Rec: d.Rec, TS: d.TS.UnixMilli(), Reason: d.Reason}
+				if json.Valid(d.Data) {
+					line.Record = d.Data
+				} else {
+					line.Raw = strconv.Quote(string(d.Data))
+				}
+				b, err := json.Marshal(line)
+				if err != nil {
+					return n, err
+				}
+				if _, err := w.Write(append(b, '\n')); err != nil {
+					return n, err
+				}
+			}
+			if len(dead) < exportPage {
+				break
+			}
+		}
+	}
+	if cw != nil {
+		cw.Flush()
+		return n, cw.Error()
+	}
+	return n, nil
+}
+
 type exporter struct {
 	since  int64
 	format string
@@ -210,13 +285,13 @@ func num(p *float64) string {
 func BufferStatsFrom(path string, st store.Stats, now time.Time) BufferStats {
 	p, o := st.Depth()
 	b := BufferStats{Path: path, Pending: p, Outbox: o, Bytes: st.Bytes, FileSize: st.FileSize,
-		OldestAgeS: -1, Streams: map[string]StreamStats{}}
+		OldestAgeS: -1, Streams: map[string]StreamStats{}, Epoch: st.Epoch, MemoryBytes: st.MemoryBytes, Degraded: st.Fault}
 	if !st.Oldest.IsZero() {
 		b.OldestTS = st.Oldest.UnixMilli()
 		b.OldestAgeS = now.Sub(st.Oldest).Seconds()
 	}
 	for name, s := range st.Streams {
-		ss := StreamStats{Pending: s.Pending, Outbox: s.Outbox, LastSeq: s.LastSeq, Evicted: s.Evicted}
+		ss := StreamStats{Pending: s.Pending, Outbox: s.Outbox, Memory: s.Memory, Dead: s.Dead, LastSeq: s.LastSeq, LastRec: s.LastRec, Evicted: s.Evicted}
 		if !s.Oldest.IsZero() {
 			ss.OldestTS = s.Oldest.UnixMilli()
 		}

@@ -171,6 +171,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /v1/buffer/export", s.export)
 	m.HandleFunc("GET /v1/metrics", s.metrics)
 	m.HandleFunc("GET /metrics", s.metrics) // the path scrapers expect: curl --unix-socket SOCK http://hazmon/metrics
+	m.HandleFunc("GET /v1/buffer/dead", s.dead)
 	return m
 }
 
@@ -210,6 +211,29 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	cw := &countWriter{w: w}
 	n, err := s.b.BufferExport(r.Context(), since, format, cw)
+	if err != nil && cw.n == 0 {
+		w.Header().Del("Trailer")
+		s.reply(w, nil, err)
+		return
+	}
+	if err != nil {
+		w.Header().Set("X-Export-Error", err.Error())
+	}
+	w.Header().Set("X-Export-Records", strconv.Itoa(n))
+}
+
+// dead streams the dead letters, errors after the first byte in the
+// X-Export-Error trailer as for export.
+func (s *Server) dead(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if err := CheckFormat(format); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.Header().Set("Trailer", "X-Export-Error, X-Export-Records")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	cw := &countWriter{w: w}
+	n, err := s.b.BufferDead(r.Context(), format, cw)
 	if err != nil && cw.n == 0 {
 		w.Header().Del("Trailer")
 		s.reply(w, nil, err)

@@ -48,6 +48,12 @@ func (b fixedBackend) Metrics(_ context.Context, w io.Writer) error {
 	}
 	_, err := io.WriteString(w, "# HELP hazmon_up Test.\n# TYPE hazmon_up gauge\nhazmon_up 1\n")
 	return err
+
+}
+
+func (fixedBackend) BufferDead(_ context.Context, _ string, w io.Writer) (int, error) {
+	_, err := io.WriteString(w, "d\n")
+	return 1, err
 }
 
 func serve(t *testing.T, path string) (stop func()) {
@@ -101,6 +107,10 @@ func TestSocket_ModeStaleAndErrors(t *testing.T) {
 	var sb strings.Builder
 	if n, err := c.BufferExport(context.Background(), time.Time{}, FormatCSV, &sb); err != nil || n != 1 || sb.String() != "a,b\n" {
 		t.Errorf("export = %d %q %v", n, sb.String(), err)
+	}
+	sb.Reset()
+	if n, err := c.BufferDead(context.Background(), FormatJSONL, &sb); err != nil || n != 1 || sb.String() != "d\n" {
+		t.Fatalf("dead letters through the socket: %d %q %v", n, sb.String(), err)
 	}
 	if _, err := c.BufferExport(context.Background(), time.Time{}, "xml", &sb); !errors.Is(err, ErrInvalid) {
 		t.Errorf("export xml: %v", err)

@@ -15,6 +15,7 @@
 //	GET  /v1/buffer/stats                → BufferStats
 //	GET  /v1/buffer/export?since=RFC3339&format=csv|jsonl → text stream
 //	GET  /v1/metrics (and GET /metrics)  → Prometheus text format
+//	GET  /v1/buffer/dead?format=csv|jsonl → text stream (the dead letters)
 //
 // Errors are {"error": "..."} with 400 (ErrInvalid), 404 (ErrNotFound),
 // 501 (ErrUnavailable) or 500; the Client turns them back into errors that
@@ -86,6 +87,10 @@ type Backend interface {
 	// 0.0.4 (MetricsContentType), gathered at the call. Nothing is written
 	// when it returns an error.
 	Metrics(ctx context.Context, w io.Writer) error
+	// BufferDead writes the buffer's dead letters (records that could not
+	// be formed into a message) in format "csv" or "jsonl", and returns
+	// how many.
+	BufferDead(ctx context.Context, format string, w io.Writer) (int, error)
 }
 
 // MetricsContentType is the media type of GET /metrics: the Prometheus
@@ -174,13 +179,23 @@ type BufferStats struct {
 	// a data_loss event. LastError is the last such error.
 	NotStored uint64 `json:"not_stored"`
 	LastError string `json:"last_error,omitempty"`
+	// Epoch is the buffer epoch (1, incremented on every reset of a
+	// damaged file), MemoryBytes what is held in memory not yet written
+	// (all of it while the file cannot be written), Degraded why the
+	// buffer is degraded (file unusable, disk stalled; "" when healthy).
+	Epoch       uint64 `json:"epoch,omitempty"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	Degraded    string `json:"degraded,omitempty"`
 }
 
 // StreamStats is one stream of the buffer.
 type StreamStats struct {
 	Pending  int    `json:"pending"`
 	Outbox   int    `json:"outbox"`
+	Memory   int    `json:"memory"` // records and messages not yet written to the file
+	Dead     int    `json:"dead"`   // dead letters (hazmon buffer export --dead)
 	LastSeq  uint64 `json:"last_seq"`
+	LastRec  uint64 `json:"last_rec"`
 	OldestTS int64  `json:"oldest_ts"`
 	Evicted  uint64 `json:"evicted"`
 }

@@ -492,7 +492,8 @@ func (r *recorder) add(m brokertest.Message) {
 		_ = json.Unmarshal(m.Payload, &s)
 		r.statuses = append(r.statuses, s.State)
 		return
-	case contract.KindCurrent, contract.KindAlarms, contract.KindOutputs: // retained state, outside the seq streams
+	}
+	if contract.Retained(kind) { // retained state, outside the seq streams
 		return
 	}
 	var hdr struct {

@@ -172,7 +172,9 @@ func TestContract_ConsumerRebuildsTheSite(t *testing.T) {
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	p.exited(20 * time.Second)
+	s.msgs.mu.Lock()
 	n0 := len(s.msgs.msgs)
+	s.msgs.mu.Unlock()
 	startProc(t, hazmonBin, nil, nil, "run", "--config", path)
 	if within(wait, func() bool {
 		s.msgs.mu.Lock()

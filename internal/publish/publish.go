@@ -34,10 +34,35 @@ type Link struct {
 	InFlight  int // publishes waiting for a PUBACK
 }
 
+// Queue is the buffer a Publisher drains: per stream, formed messages
+// waiting for their PUBACK and records to form into new ones.
+// *store.Store implements it (on its bbolt file or, while the file cannot
+// be written, in memory); the queue test suite runs the same cases over
+// it with faults injected.
+type Queue interface {
+	// Outbox returns up to max formed, unacknowledged messages of stream
+	// with a seq above after, in seq order (max <= 0: all).
+	Outbox(stream store.Stream, after uint64, max int) ([]store.Message, error)
+	// Form builds the next message of stream from up to maxItems pending
+	// records (maxBytes of record data beyond the first) with build, and
+	// assigns its seq; ok is false if nothing is pending. It never waits
+	// for the disk longer than store.StallAfter, and a record build
+	// cannot encode is dead-lettered, not returned as an error.
+	Form(stream store.Stream, maxItems, maxBytes int, build store.BuildFunc) (msg store.Message, ok bool, err error)
+	// Ack removes a message after its PUBACK; acking twice is no error.
+	Ack(stream store.Stream, seq uint64) error
+	// LastID is the record number of the last record accepted on stream.
+	LastID(stream store.Stream) (uint64, error)
+	// Notify receives (coalesced) when there may be something new to send.
+	Notify() <-chan struct{}
+}
+
+var _ Queue = (*store.Store)(nil)
+
 // Publisher drains a store to a broker. Create it with New, run it with
 // Run; it is stopped by cancelling Run's context.
 type Publisher struct {
-	st   *store.Store
+	st   Queue
 	opts Options
 	log  *slog.Logger
 
@@ -51,8 +76,8 @@ type Publisher struct {
 	retainedCh chan struct{}
 }
 
-// New returns a Publisher for st. It does not connect.
-func New(st *store.Store, opts Options) (*Publisher, error) {
+// New returns a Publisher for the queue st. It does not connect.
+func New(st Queue, opts Options) (*Publisher, error) {
 	if len(opts.Brokers) == 0 {
 		return nil, errors.New("publish: no broker URL")
 	}

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -32,6 +33,8 @@ func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.
 // build returns the BuildFunc that encodes a message of stream s. Buffered
 // telemetry items are encoded contract.Reading objects; alarm and event
 // items are encoded contract.Alarm / contract.Event bodies completed here.
+// Every message carries the buffer epoch and its records' numbers: rec
+// [first, last] on telemetry and alarms, id on an event.
 //
 // The historical flag (contract rule): a telemetry message is historical
 // when it carries at least one reading that was committed to the buffer
@@ -43,13 +46,18 @@ func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.
 // a clock step cannot flip it. A message formed once is sent again
 // byte-for-byte after a reconnect (same seq, same flag).
 func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
-	return func(seq uint64, items []store.Item) ([]byte, error) {
+	return func(h store.Head, items []store.Item) ([]byte, error) {
+		first, last := items[0].ID, items[len(items)-1].ID
+		var rec []uint64
+		if first > 0 {
+			rec = []uint64{first, last}
+		}
 		switch s {
 		case store.Telemetry:
-			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: seq,
+			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: h.Seq, Epoch: h.Epoch, Rec: rec,
 				Historical: items[0].ID <= liveAfter}
 			for _, it := range items {
-				t.Readings = append(t.Readings, json.RawMessage(it.Data))
+				t.Readings = append(t.Readings, json.RawMessage(withFaultCode(it.Data)))
 			}
 			return contract.Marshal(t)
 		case store.Alarm:
@@ -57,21 +65,21 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 			if err := json.Unmarshal(items[0].Data, &a); err != nil {
 				return nil, fmt.Errorf("decode buffered alarm: %w", err)
 			}
-			a.V, a.Seq, a.Agent, a.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			a.V, a.Seq, a.Epoch, a.Rec, a.Agent, a.Site = contract.Version, h.Seq, h.Epoch, rec, p.opts.Agent, p.opts.Site
 			return contract.Marshal(a)
 		case store.Statistics:
 			var st contract.Stats
 			if err := json.Unmarshal(items[0].Data, &st); err != nil {
 				return nil, fmt.Errorf("decode buffered statistics: %w", err)
 			}
-			st.V, st.Seq, st.Agent, st.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			st.V, st.Seq, st.Epoch, st.Rec, st.Agent, st.Site = contract.Version, h.Seq, h.Epoch, rec, p.opts.Agent, p.opts.Site
 			return contract.Marshal(st)
 		default:
 			var e contract.Event
 			if err := json.Unmarshal(items[0].Data, &e); err != nil {
 				return nil, fmt.Errorf("decode buffered event: %w", err)
 			}
-			e.V, e.Seq, e.Agent, e.Site = contract.Version, seq, p.opts.Agent, p.opts.Site
+			e.V, e.Seq, e.Epoch, e.ID, e.Agent, e.Site = contract.Version, h.Seq, h.Epoch, first, p.opts.Agent, p.opts.Site
 			return contract.Marshal(e)
 		}
 	}
@@ -79,3 +87,15 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 
 // publishCurrent sends the retained snapshot if a reading changed. It does
 // not wait for the PUBACK: a lost snapshot is replaced within a second.
+
+// withFaultCode gives a buffered fault reading without a code (written by
+// an agent older than fault codes) the code "unknown", so that every fault
+// on the wire has one. Other readings are returned as they are.
+func withFaultCode(r []byte) []byte {
+	if !bytes.Contains(r, []byte(`"status":"fault"`)) || bytes.Contains(r, []byte(`"code":`)) || len(r) < 2 || r[len(r)-1] != '}' {
+		return r
+	}
+	out := make([]byte, 0, len(r)+17)
+	out = append(out, r[:len(r)-1]...)
+	return append(out, `,"code":"unknown"}`...)
+}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,48 +10,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
-
-// errNoDB is returned after a compaction could not reopen the file.
-var errNoDB = errors.New("buffer file unavailable after a failed compaction")
-
-// view runs fn in a read transaction on the current file.
-func (s *Store) view(fn func(*bolt.Tx) error) error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
-		return errors.Join(errNoDB, s.dbErr)
-	}
-	return s.db.View(fn)
-}
-
-// update runs fn in a write transaction (one fsync) on the current file.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
-	s.dbMu.RLock()
-	defer s.dbMu.RUnlock()
-	if s.db == nil {
-		return errors.Join(errNoDB, s.dbErr)
-	}
-	return s.db.Update(fn)
-}
-
-// LastID returns the ID of the last item appended to stream (0: none yet).
-// Items with an ID up to it were committed before the call; the publisher
-// uses it to tell history (buffered while the link was down) from live data.
-func (s *Store) LastID(stream Stream) (uint64, error) {
-	var id uint64
-	err := s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(itemsBucket(stream))
-		if b == nil {
-			return fmt.Errorf("unknown stream %q", stream)
-		}
-		id = b.Sequence()
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("buffer %s: last %s id: %w", s.path, stream, err)
-	}
-	return id, nil
-}
 
 // Compact copies the live data into a fresh file and swaps it in, whatever
 // the thresholds; it returns the file size before and after. Appends wait
@@ -75,7 +32,7 @@ func (s *Store) maybeCompact(force bool) (before, after int64, err error) {
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.db == nil {
-		return 0, 0, errors.Join(errNoDB, s.dbErr)
+		return 0, 0, errNoDB
 	}
 	fi, err := os.Stat(s.path)
 	if err != nil {
@@ -84,9 +41,12 @@ func (s *Store) maybeCompact(force bool) (before, after int64, err error) {
 	before = fi.Size()
 	if !force {
 		var live int64
-		if err := s.db.View(func(tx *bolt.Tx) error {
-			live = int64(getU64(tx.Bucket(bucketMeta), keyBytes))
-			return nil
+		db := s.db
+		if err := guard(func() error {
+			return db.View(func(tx *bolt.Tx) error {
+				live = int64(getU64(tx.Bucket(bucketMeta), keyBytes))
+				return nil
+			})
 		}); err != nil {
 			return before, before, fmt.Errorf("buffer %s: compact: %w", s.path, err)
 		}
@@ -107,7 +67,7 @@ func (s *Store) maybeCompact(force bool) (before, after int64, err error) {
 		os.Remove(tmp)
 		return before, before, fmt.Errorf("buffer %s: compact: %w", s.path, err)
 	}
-	if err := bolt.Compact(dst, s.db, 8<<20); err != nil {
+	if err := guard(func() error { return bolt.Compact(dst, s.db, 8<<20) }); err != nil {
 		return fail(err)
 	}
 	if err := dst.Sync(); err != nil {

@@ -2,240 +2,193 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/hazmon/hazmon/internal/contract"
 )
 
-// Eviction reasons carried in the data_loss event.
 // EvictLogEvery bounds how often evictions are logged during a sustained
-// overflow (every one is counted in the data_loss event regardless).
+// overflow (every one is counted in a data_loss event regardless).
 const EvictLogEvery = 10 * time.Second
-
-const (
-	ReasonBufferFull = "buffer_full" // MaxBytes reached: oldest records dropped
-	ReasonMaxAge     = "max_age"     // records older than MaxAge dropped
-)
 
 // evictOrder is the eviction priority: telemetry first, alarms last.
 var evictOrder = [...]Stream{Telemetry, Event, Alarm}
 
-type lossTally struct {
-	from, to int64
-	n        map[Stream]int64
+// candidate is a pending item eviction may drop.
+type candidate struct {
+	rec  uint64
+	ts   int64
+	size int64
 }
 
-func (l *lossTally) add(s Stream, ts int64) {
-	if l.n == nil {
-		l.n = map[Stream]int64{}
-		l.from, l.to = ts, ts
+// evictLocked enforces MaxAge (telemetry and events: commits older than
+// MaxAge in run time; alarms never) then MaxBytes (telemetry first, then
+// events, alarms only once no telemetry or event is left) inside tx, on
+// pending items only: a formed message may already be on the wire. The
+// byte cap evicts down to an eighth below it, so that a sustained
+// overflow evicts in chunks. Each contiguous run evicted gets a data_loss
+// record in the same transaction, naming the stream and the rec range.
+func (s *Store) evictLocked(tx *bolt.Tx, sn *snapshot, c *counters, mono uint64) error {
+	var spans []lossSpan
+	if cutoff := int64(mono) - s.opts.MaxAge.Milliseconds(); cutoff > 0 {
+		for _, name := range [...]Stream{Telemetry, Event} {
+			upTo := ageLimit(tx.Bucket(ageBucket(name)), cutoff)
+			if upTo <= 1 {
+				continue
+			}
+			got, err := s.evictItems(tx, sn, name, c, func(cd candidate, _ int64) bool { return cd.rec < upTo }, ReasonMaxAge)
+			if err != nil {
+				return err
+			}
+			spans = append(spans, got...)
+		}
 	}
-	l.n[s]++
-	l.from, l.to = min(l.from, ts), max(l.to, ts)
-}
-
-func (l *lossTally) total() int64 {
-	var t int64
-	for _, n := range l.n {
-		t += n
-	}
-	return t
-}
-
-// evictLocked enforces MaxAge then MaxBytes inside tx, pending items only
-// (formed messages are never dropped: they may already be on the wire).
-// For each reason that evicted something it appends one data_loss record
-// to the event stream and adds to the persistent eviction counters.
-func (s *Store) evictLocked(tx *bolt.Tx) (evicted int64, err error) {
-	meta := tx.Bucket(bucketMeta)
-	now := s.opts.Now()
-	cutoff := now.Add(-s.opts.MaxAge).UnixMilli()
-	bytes := int64(getU64(meta, keyBytes))
-
-	var age, full lossTally
-	for _, st := range evictOrder {
-		c := tx.Bucket(itemsBucket(st)).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.First() {
-			ts := int64(binary.BigEndian.Uint64(v))
-			if ts >= cutoff {
+	if limit := s.limit(c.bytes); c.bytes > limit {
+		target := limit - min(limit/8, 16<<20)
+		for _, name := range evictOrder {
+			if c.bytes <= target {
 				break
 			}
-			bytes -= int64(keyLen + len(v))
-			if err := c.Delete(); err != nil {
-				return 0, err
+			need := c.bytes - target
+			got, err := s.evictItems(tx, sn, name, c, func(_ candidate, freed int64) bool { return freed < need }, ReasonBufferFull)
+			if err != nil {
+				return err
 			}
-			age.add(st, ts)
+			spans = append(spans, got...)
 		}
 	}
-	limit := s.limit(bytes)
-	for _, st := range evictOrder {
-		if bytes <= limit {
+	if len(spans) == 0 {
+		return nil
+	}
+	now := s.opts.Now().UnixMilli()
+	var evs []*record
+	var total int64
+	var detail []string
+	eb := tx.Bucket(itemsBucket(Event))
+	s.mu.Lock()
+	el := s.lanes[Event]
+	for _, ls := range spans {
+		total += ls.n
+		detail = append(detail, fmt.Sprintf("%s:%s=%d", ls.reason, ls.stream, ls.n))
+		key := string(ls.stream) + "/" + ls.reason
+		if ref := el.lastLoss[key]; ref != nil && ref.ls.sp.to+1 == ls.sp.from && !el.isTaken(ref.rec) && eb.Get(u64key(ref.rec)) != nil {
+			// Extend the data_loss record still pending in the file (a
+			// sustained overflow reports one event, not one per commit);
+			// pinned until the commit is done, so Form does not send the
+			// old text meanwhile.
+			m := ref.ls
+			m.sp.to, m.n, m.from, m.to = ls.sp.to, m.n+ls.n, min(m.from, ls.from), max(m.to, ls.to)
+			b, err := marshalEvent(lossEvent(now, m))
+			if err != nil {
+				s.mu.Unlock()
+				return err
+			}
+			el.taken = append(el.taken, span{ref.rec, ref.rec})
+			sn.merged = append(sn.merged, merge{ref: ref, to: m, add: ls})
+			evs = append(evs, &record{rec: ref.rec, ts: now, data: b, mono: int64(mono)})
+			continue
+		}
+		b, err := marshalEvent(lossEvent(now, ls))
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		r := &record{rec: el.nextRec, ts: now, data: b, mono: int64(mono)}
+		el.nextRec++
+		evs = append(evs, r)
+		sn.events = append(sn.events, r)
+		sn.eventSpans = append(sn.eventSpans, ls)
+	}
+	s.mu.Unlock()
+	for _, r := range evs {
+		if err := putRecords(tx, Event, []*record{r}, mono, c); err != nil {
+			return err
+		}
+	}
+	s.evictUnlogged += total
+	if t := time.Now(); t.Sub(s.evictLogAt) >= EvictLogEvery {
+		s.log.Warn("buffer evicted records", "records", s.evictUnlogged, "detail", strings.Join(detail, " "))
+		s.evictLogAt, s.evictUnlogged = t, 0
+	}
+	return nil
+}
+
+// ageLimit returns the first record number of the oldest commit not older
+// than cutoff (run time, ms): records below it are too old. 0: none.
+func ageLimit(ab *bolt.Bucket, cutoff int64) uint64 {
+	var upTo uint64
+	cur := ab.Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if int64(binary.BigEndian.Uint64(v)) >= cutoff {
+			return binary.BigEndian.Uint64(k)
+		}
+		upTo = ^uint64(0)
+	}
+	return upTo
+}
+
+// evictItems drops the oldest pending items of stream name while keep
+// says so (given the bytes freed so far), skipping those taken by a
+// message not yet written. It returns the contiguous runs dropped.
+func (s *Store) evictItems(tx *bolt.Tx, sn *snapshot, name Stream, c *counters, more func(candidate, int64) bool, reason string) ([]lossSpan, error) {
+	s.mu.Lock()
+	taken := append([]span(nil), s.lanes[name].taken...)
+	s.mu.Unlock()
+	isTaken := func(r uint64) bool {
+		for _, sp := range taken {
+			if sp.has(r) {
+				return true
+			}
+		}
+		return false
+	}
+	ib := tx.Bucket(itemsBucket(name))
+	var cands []candidate
+	var freed int64
+	cur := ib.Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		cd := candidate{rec: binary.BigEndian.Uint64(k), size: int64(len(k) + len(v))}
+		if len(v) >= itemHdr {
+			cd.ts = int64(binary.BigEndian.Uint64(v))
+		}
+		if !more(cd, freed) {
 			break
 		}
-		c := tx.Bucket(itemsBucket(st)).Cursor()
-		for k, v := c.First(); k != nil && bytes > limit; k, v = c.First() {
-			bytes -= int64(keyLen + len(v))
-			if err := c.Delete(); err != nil {
-				return 0, err
-			}
-			full.add(st, int64(binary.BigEndian.Uint64(v)))
-		}
-	}
-	for _, l := range []struct {
-		t      *lossTally
-		reason string
-	}{{&age, ReasonMaxAge}, {&full, ReasonBufferFull}} {
-		n := l.t.total()
-		if n == 0 {
+		if isTaken(cd.rec) {
 			continue
 		}
-		evicted += n
-		var detail []string
-		for _, st := range Streams {
-			if c := l.t.n[st]; c > 0 {
-				detail = append(detail, fmt.Sprintf("%s=%d", st, c))
-				key := append(append([]byte(nil), keyEvicted...), st...)
-				putU64(meta, key, getU64(meta, key)+uint64(c))
-			}
-		}
-		b := tx.Bucket(itemsBucket(Event))
-		// Under a sustained overflow every commit evicts: merge into the
-		// data_loss record still waiting in the event queue, if any, so
-		// the reports never crowd out what is left.
-		lossKey := []byte("loss/" + l.reason)
-		from, to, total := l.t.from, l.t.to, n
-		if id := meta.Get(lossKey); id != nil {
-			if old := b.Get(id); old != nil {
-				var prev contract.Event
-				if err := json.Unmarshal(old[itemHdr:], &prev); err == nil {
-					from, to, total = min(from, prev.FromTS), max(to, prev.ToTS), total+prev.Readings
-					detail = mergeDetail(prev.Detail, detail)
-					bytes -= int64(keyLen + len(old))
-					if err := b.Delete(id); err != nil {
-						return 0, err
-					}
-				}
-			}
-		}
-		ev, err := dataLossEvent(now, from, to, total, l.reason, strings.Join(detail, " "))
-		if err != nil {
-			return 0, err
-		}
-		id, err := b.NextSequence()
-		if err != nil {
-			return 0, err
-		}
-		v := make([]byte, itemHdr+len(ev))
-		binary.BigEndian.PutUint64(v, uint64(now.UnixMilli()))
-		copy(v[itemHdr:], ev)
-		if err := b.Put(u64key(id), v); err != nil {
-			return 0, err
-		}
-		if err := meta.Put(lossKey, u64key(id)); err != nil {
-			return 0, err
-		}
-		bytes += int64(keyLen + len(v))
-		// A sustained overflow evicts on every commit: warn at most once
-		// per EvictLogEvery, with the count since the last warning. Every
-		// record is still counted in the data_loss event.
-		s.evictUnlogged += n
-		if now := time.Now(); now.Sub(s.evictLogAt) >= EvictLogEvery {
-			s.log.Warn("buffer evicted records", "reason", l.reason, "records", s.evictUnlogged, "detail", strings.Join(detail, " "),
-				"from", time.UnixMilli(l.t.from).UTC(), "to", time.UnixMilli(l.t.to).UTC())
-			s.evictLogAt, s.evictUnlogged = now, 0
-		}
+		cands = append(cands, cd)
+		freed += cd.size
 	}
-	putU64(meta, keyBytes, uint64(max(0, bytes)))
-	return evicted, nil
-}
-
-// StreamStats describes one stream.
-type StreamStats struct {
-	Pending int       // items not yet in a message
-	Outbox  int       // messages formed, waiting for a PUBACK
-	LastSeq uint64    // last message seq assigned (0: none yet)
-	Oldest  time.Time // sample time of the oldest record (zero if empty)
-	Evicted uint64    // records dropped by eviction since the file was created
-}
-
-// Stats is a snapshot of the buffer for health reporting.
-type Stats struct {
-	Streams  map[Stream]StreamStats
-	Oldest   time.Time // oldest sample time over all streams (zero if empty)
-	Bytes    int64     // accounted bytes (the MaxBytes measure)
-	FileSize int64     // size of the bbolt file on disk
-}
-
-// Depth returns the records and messages waiting over all streams.
-func (st Stats) Depth() (pending, outbox int) {
-	for _, s := range st.Streams {
-		pending += s.Pending
-		outbox += s.Outbox
+	if len(cands) == 0 {
+		return nil, nil
 	}
-	return pending, outbox
-}
-
-// Stats returns the current depth of every stream. It walks the buckets'
-// pages, so call it for health reporting (seconds), not per record.
-func (s *Store) Stats() (Stats, error) {
-	st := Stats{Streams: map[Stream]StreamStats{}}
-	err := s.view(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		st.Bytes = int64(getU64(meta, keyBytes))
-		st.FileSize = tx.Size()
-		for _, name := range Streams {
-			ib, ob := tx.Bucket(itemsBucket(name)), tx.Bucket(outboxBucket(name))
-			ss := StreamStats{
-				Pending: ib.Stats().KeyN,
-				Outbox:  ob.Stats().KeyN,
-				LastSeq: ob.Sequence(),
-				Evicted: getU64(meta, append(append([]byte(nil), keyEvicted...), name...)),
-			}
-			for _, b := range []*bolt.Bucket{ob, ib} {
-				if _, v := b.Cursor().First(); v != nil {
-					ss.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
-					break
-				}
-			}
-			if !ss.Oldest.IsZero() && (st.Oldest.IsZero() || ss.Oldest.Before(st.Oldest)) {
-				st.Oldest = ss.Oldest
-			}
-			st.Streams[name] = ss
-		}
-		return nil
-	})
-	if err != nil {
-		return Stats{}, fmt.Errorf("buffer %s: stats: %w", s.path, err)
-	}
-	if fi, err := os.Stat(s.path); err == nil {
-		st.FileSize = fi.Size()
-	}
-	return st, nil
-}
-
-// mergeDetail adds the per-stream counts "telemetry=N alarm=M" of prev to cur.
-func mergeDetail(prev string, cur []string) []string {
-	counts := map[string]int64{}
-	for _, f := range append(strings.Fields(prev), cur...) {
-		name, n, ok := strings.Cut(f, "=")
-		if !ok {
+	// Form may have taken some meanwhile: those stay.
+	var loss memLoss
+	s.mu.Lock()
+	l := s.lanes[name]
+	var spans []span
+	for _, cd := range cands {
+		if l.isTaken(cd.rec) {
 			continue
 		}
-		v, _ := strconv.ParseInt(n, 10, 64)
-		counts[name] += v
+		loss.add(name, reason, cd.rec, cd.ts)
 	}
-	var out []string
-	for _, st := range Streams {
-		if c := counts[string(st)]; c > 0 {
-			out = append(out, fmt.Sprintf("%s=%d", st, c))
+	for _, ls := range loss.spans {
+		spans = append(spans, ls.sp)
+	}
+	l.taken = append(l.taken, spans...)
+	s.mu.Unlock()
+	sn.evicted[name] = append(sn.evicted[name], spans...)
+	i := streamIndex(name)
+	for _, sp := range spans {
+		n := c.items[i]
+		if err := deleteItems(ib, i, sp, c); err != nil {
+			return nil, err
 		}
+		c.evicted[i] += n - c.items[i]
 	}
-	return out
+	return loss.spans, nil
 }

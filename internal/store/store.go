@@ -1,38 +1,46 @@
-// Package store is hazmon's store-and-forward buffer: a bbolt file holding,
-// for each stream (telemetry, alarm, event), a queue of pending items and an
-// outbox of formed messages waiting for their PUBACK.
+// Package store is hazmon's store-and-forward buffer: for each stream
+// (telemetry, alarm, event), a queue of pending records and an outbox of
+// formed messages waiting for their PUBACK, kept in a bbolt file and, while
+// the file cannot be written, in a bounded queue in memory.
 //
 // Life of a record:
 //
-//	Append (group commit, one fsync per batch) → pending item
-//	Form   (one transaction: next seq, items → outbox {seq, payload})
-//	Ack    (after PUBACK: the outbox record is deleted)
+//	AppendAsync (numbered: rec, never blocks) → queued in memory
+//	writer round (group commit, one fsync)    → pending item in the file
+//	Form  (next seq, records → message)        → outbox, written by the next round
+//	Ack   (after PUBACK)                        → removed by a later round
 //
-// Because the message and its seq are written in the same transaction that
-// removes its items, a resend after a crash is an exact repeat with the
-// same seq. Nothing leaves the file before Ack names it, except by the
-// documented eviction (MaxBytes, MaxAge), which is counted and reported as
-// a data_loss event in the event stream.
+// Record numbers (rec) are assigned per stream when a record is accepted,
+// are contiguous and never reused; seq is assigned per stream when a
+// message is formed. Both continue across a reset of the file from a
+// high-water mark kept beside it (hwm.go), and every message carries the
+// buffer epoch (incremented on every reset). Nothing leaves the buffer
+// before Ack names it, except by eviction (MaxBytes, MaxAge, the memory
+// bound) or dead-lettering (a record that cannot be formed), each reported
+// as a data_loss event naming the stream and the rec range.
+//
+// The file is checked page by page before first use, and every bbolt
+// operation runs under recover with panic-on-fault set (guard.go): a
+// damaged file is moved aside, a fresh one started and the readable records
+// salvaged into it (salvage.go). An I/O error (disk full, read-only, EIO)
+// is not damage: the file is kept, records wait in memory, and the file is
+// retried with back-off (writer.go).
 package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/hazmon/hazmon/internal/contract"
 )
 
-// Stream names one ordered queue; each has its own message seq.
+// Stream names one ordered queue; each has its own message seq and record
+// numbers.
 type Stream string
 
 // The streams, in publishing priority order (see Streams).
@@ -47,303 +55,167 @@ const (
 // events, then telemetry. Eviction walks it backwards (telemetry first).
 var Streams = [...]Stream{Alarm, Event, Statistics, Telemetry}
 
-// Defaults of Options.
-const (
-	// DefaultLockTimeout is how long Open waits for the file lock held by
-	// another process before failing with ErrInUse (field case S1: ~1 s).
-	DefaultLockTimeout = time.Second
-	// DefaultMaxBytes caps the queued bytes (256 MiB, as config.Buffer).
-	DefaultMaxBytes = 256 << 20
-	// DefaultMaxAge is how long an unpublished record is kept: 30 days,
-	// the record-keeping period for major hazard sources.
-	DefaultMaxAge = 30 * 24 * time.Hour
-	// DefaultQueueLen bounds appends waiting for the writer; beyond it
-	// AppendAsync fails fast with ErrBusy instead of blocking the caller.
-	DefaultQueueLen = 8192
-	// DefaultMaxBatch bounds the items committed in one transaction.
-	DefaultMaxBatch = 4096
-	// DefaultCompactMinSize: files smaller than this are never compacted.
-	DefaultCompactMinSize = 16 << 20
-	// CompactRatio: a file is compacted when it is more than this many
-	// times the accounted live data (the backlog has drained).
-	CompactRatio = 8
-	// DefaultMinFree is the free disk space the buffer leaves on its
-	// filesystem (32 MiB: room for logs and an OS update on an SD card).
-	DefaultMinFree = 32 << 20
-	// DefaultFrozenFloor is Options.FrozenFloor's default.
-	DefaultFrozenFloor = 1 << 20
-)
-
-// Errors returned by the store.
-var (
-	// ErrInUse means another process (the running agent) holds the file lock.
-	ErrInUse = errors.New("buffer in use by the running agent")
-	// ErrBusy means the append queue is full (the disk is slow or stalled):
-	// the caller must report a buffer fault, never wait.
-	ErrBusy = errors.New("buffer busy: append queue full")
-	// ErrClosed is returned after Close.
-	ErrClosed = errors.New("buffer closed")
-)
-
-// Options tunes a Store. Zero values take the defaults above.
-type Options struct {
-	LockTimeout time.Duration    // wait for the file lock; default DefaultLockTimeout
-	MaxBytes    int64            // cap of queued item+message bytes; default DefaultMaxBytes
-	MaxAge      time.Duration    // drop records older than this; default DefaultMaxAge
-	QueueLen    int              // appends waiting for commit; default DefaultQueueLen
-	MaxBatch    int              // items per commit; default DefaultMaxBatch
-	CommitDelay time.Duration    // optional extra wait to grow a batch; default 0 (commit as soon as the writer is free)
-	NoSync      bool             // skip fsync: ONLY for benchmarks and tests of logic
-	Now         func() time.Time // clock; default time.Now
-	Logger      *slog.Logger     // default slog.Default()
-
-	// CompactMinSize: the file is compacted (copied live data only, then
-	// swapped in) once the backlog has drained, when it is at least this
-	// big and more than CompactRatio times the live data; default
-	// DefaultCompactMinSize (field case S2). Negative: never.
-	CompactMinSize int64
-	// MinFree is the free disk space kept on the buffer's filesystem: when
-	// free space falls below it the effective cap shrinks to what fits, so
-	// the oldest telemetry is evicted (and counted) instead of the disk
-	// filling up (S2). Default DefaultMinFree; negative disables the check.
-	MinFree int64
-	// FrozenFloor is the least the cap is frozen at when the disk goes
-	// below MinFree, so that a buffer opened empty on a nearly full disk
-	// still keeps thousands of alarms instead of evicting each one.
-	// Default DefaultFrozenFloor (1 MiB); negative: no floor.
-	FrozenFloor int64
-	// FreeSpace returns the free bytes of the filesystem holding dir;
-	// default statfs. Tests inject a small disk.
-	FreeSpace func(dir string) (int64, error)
-	// BeforeCommit, if set, runs in the writer goroutine before every
-	// commit transaction. Tests use it to simulate a stalling disk (S5).
-	BeforeCommit func()
-}
-
-func (o *Options) defaults() {
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = DefaultLockTimeout
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = DefaultMaxBytes
-	}
-	if o.MaxAge <= 0 {
-		o.MaxAge = DefaultMaxAge
-	}
-	if o.QueueLen <= 0 {
-		o.QueueLen = DefaultQueueLen
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = DefaultMaxBatch
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.CompactMinSize == 0 {
-		o.CompactMinSize = DefaultCompactMinSize
-	}
-	if o.FrozenFloor == 0 {
-		o.FrozenFloor = DefaultFrozenFloor
-	}
-	if o.MinFree == 0 {
-		o.MinFree = DefaultMinFree
-	}
-	if o.FreeSpace == nil {
-		o.FreeSpace = statfsFree
-	}
-}
-
-// Reset describes a buffer file that could not be opened and was moved
-// aside; the app must publish a buffer_reset event for it.
+// Reset describes a damaged buffer file that was moved aside and replaced;
+// the store queues a buffer_reset event for it itself.
 type Reset struct {
-	MovedTo string // path of the moved-aside file
-	Cause   error  // why it could not be opened
+	MovedTo  string // path of the moved-aside file ("" if it could not be moved)
+	Cause    error  // why it was taken for damaged
+	Epoch    uint64 // the epoch of the fresh file
+	Salvaged int64  // records copied into the fresh file
+	Lost     int64  // records the damaged file held that could not be read; -1: unknown
 }
 
-// Item is one pending record: its sample time and its encoded body.
+// Item is one pending record.
 type Item struct {
-	ID   uint64    // per-stream, strictly increasing
+	ID   uint64    // record number (rec): per stream, contiguous, never reused
 	TS   time.Time // sample time (ms precision)
 	Data []byte
 }
 
-// Message is one formed message in a stream's outbox.
+// Message is one formed message of a stream.
 type Message struct {
 	Stream   Stream
-	Seq      uint64 // per-stream message seq, strictly increasing, starts at 1
+	Seq      uint64 // per-stream message seq, strictly increasing
 	Payload  []byte
 	Items    int       // records it carries
 	OldestTS time.Time // sample time of its first record
+	First    uint64    // rec of its first record (0 in messages formed before rec existed)
+	Last     uint64    // rec of its last record
 }
 
-// BuildFunc encodes the message with sequence number seq from items (in
-// order). It runs inside the write transaction: it must be pure and fast.
-type BuildFunc func(seq uint64, items []Item) ([]byte, error)
+// Head is what a BuildFunc writes into a message besides its records.
+type Head struct {
+	Seq   uint64 // the message's seq
+	Epoch uint64 // the buffer epoch
+}
 
-// Store is an open buffer file. Its methods are safe for concurrent use.
+// BuildFunc encodes a message from items (in order, contiguous record
+// numbers). It must be pure and fast; an error marks the records as
+// unreadable (Form dead-letters them).
+type BuildFunc func(h Head, items []Item) ([]byte, error)
+
+// Store is the buffer. Its methods are safe for concurrent use; none of
+// AppendAsync, Ack, Notify and Health waits for the disk, and Form waits
+// at most StallAfter.
 type Store struct {
-	// db is replaced by a compaction; every use holds dbMu (read), the
-	// swap holds it exclusively. nil after a failed swap (see dbErr).
-	db    *bolt.DB
-	dbMu  sync.RWMutex
-	dbErr error
-	path  string
-	opts  Options
-	reset *Reset
-	log   *slog.Logger
+	path string
+	opts Options
+	log  *slog.Logger
+	hwm  hwmFile
 
-	mu     sync.RWMutex // guards closed and sends on reqs
-	closed bool
-	reqs   chan appendReq
-	notify chan struct{}
-	wg     sync.WaitGroup
+	// db is the open file, nil while it cannot be used (fault). It is
+	// replaced by a compaction or a reset; every use holds dbMu (read),
+	// a swap holds it exclusively.
+	db   *bolt.DB
+	dbMu sync.RWMutex
 
-	compactReq    chan struct{} // Ack asks the writer to consider a compaction
-	lastCompacted int64         // file size right after the last compaction (writer only)
-	evictLogAt    time.Time     // last eviction warning (writer only): at most one per EvictLogEvery
-	evictUnlogged int64         // records evicted since that warning (writer only)
+	mu       sync.Mutex // guards everything below
+	closed   bool
+	readOnly bool
+	lanes    map[Stream]*lane
+	memBytes int64 // bytes of queued records and unwritten messages
+	epoch    uint64
+	reset    *Reset
+	fault    error     // why the file cannot be written now (nil: it can)
+	faultAt  time.Time // when the fault began
+	hwmErr   error     // the last failure to save the high-water mark
+	ageBase  int64     // run time (ms) accumulated by earlier runs
+	attached bool      // a file was attached since Open: numbering follows it
+
+	damage     atomic.Pointer[damageNote] // set by any goroutine that met damage; the writer resets the file
+	roundStart atomic.Int64               // unix ns of the commit in progress, 0 when idle
+	fileBytes  atomic.Int64               // accounted bytes in the file after the last commit
+	work       chan struct{}              // wakes the writer
+	notify     chan struct{}              // wakes the publisher (new records or messages)
+	compactReq chan struct{}
+	wg         sync.WaitGroup
+
+	lastCompacted int64 // file size right after the last compaction (writer only)
+	evictLogAt    time.Time
+	evictUnlogged int64
 	free          freeCache
+	formMu        [len(Streams)]sync.Mutex // one Form at a time per stream
 }
 
-type appendReq struct {
-	stream Stream
-	ts     int64
-	data   []byte
-	done   func(error)
-}
-
-var (
-	bucketMeta = []byte("meta")
-	keyBytes   = []byte("bytes")
-	keyEvicted = []byte("evicted/") // + stream
-)
-
-func itemsBucket(s Stream) []byte  { return []byte("items/" + string(s)) }
-func outboxBucket(s Stream) []byte { return []byte("outbox/" + string(s)) }
-
-// item value: 8-byte ts (unix ms) + data. outbox value: 8-byte oldest ts +
-// 4-byte item count + payload. The accounted size adds the key.
-const (
-	itemHdr   = 8
-	outboxHdr = 12
-	keyLen    = 8
-)
-
-// Open opens (or creates) the buffer at path. It fails within
-// opts.LockTimeout with ErrInUse if another process holds it. A file that
-// bbolt cannot open is moved to "<path>.corrupt-<unix time>" and a fresh
-// buffer is created; Reset then reports it.
+// Open opens (or creates) the buffer at path and checks the file whole.
+// It fails within opts.LockTimeout with ErrInUse if another process holds
+// it. A damaged file is moved to "<path>.corrupt-<unix time>", a fresh one
+// started and the readable records salvaged into it (Reset reports it, and
+// a buffer_reset event is queued). A file that cannot be opened or created
+// for an I/O reason (read-only, permission, disk error) is no error: the
+// store runs in memory, reports it in Health and a buffer_fault event,
+// and retries the file with back-off.
 func Open(path string, opts Options) (*Store, error) {
 	opts.defaults()
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("buffer %s: create folder: %w", path, err)
-	}
-	db, err := openBolt(path, opts)
-	var reset *Reset
+	s := newStore(path, opts)
+	st := s.hwm.load()
+	db, err := openChecked(path, opts)
 	switch {
 	case err == nil:
-	case errors.Is(err, berrors.ErrTimeout):
+	case errors.Is(err, errInUse):
 		return nil, fmt.Errorf("buffer %s: %w", path, ErrInUse)
-	case errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("buffer %s: %w", path, err)
+	case isIOError(err):
+		s.log.Error("buffer file cannot be used: records are held in memory until it can", "path", path, "err", err)
+		s.enterFault(err)
 	default:
-		moved := fmt.Sprintf("%s.corrupt-%d", path, opts.Now().Unix())
-		if rerr := os.Rename(path, moved); rerr != nil {
-			return nil, fmt.Errorf("buffer %s: unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
-		}
-		opts.Logger.Error("buffer file unreadable, moved aside; starting a fresh buffer", "path", path, "moved_to", moved, "err", err)
-		reset = &Reset{MovedTo: moved, Cause: err}
-		if db, err = openBolt(path, opts); err != nil {
-			return nil, fmt.Errorf("buffer %s: create fresh file after reset: %w", path, err)
+		db, err = s.replaceDamaged(err, &st)
+		if err != nil {
+			s.enterFault(err)
 		}
 	}
-	s := &Store{
-		db: db, path: path, opts: opts, reset: reset, log: opts.Logger,
-		reqs:       make(chan appendReq, opts.QueueLen),
-		notify:     make(chan struct{}, 1),
-		compactReq: make(chan struct{}, 1),
+	if db != nil {
+		if err := s.attach(db, st); err != nil {
+			s.guardClose(db)
+			if !isIOError(err) && !isDamage(err) {
+				return nil, fmt.Errorf("buffer %s: init: %w", path, err)
+			}
+			s.enterFault(err)
+		}
 	}
-	if err := s.init(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("buffer %s: init: %w", path, err)
+	if s.db == nil {
+		s.initLanes(st, nil)
 	}
+	s.queueNotices()
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
 }
 
-// openBolt opens the file and checks its structure is readable; bbolt may
-// panic on a damaged page, which is turned into an error.
-func openBolt(path string, opts Options) (db *bolt.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			if db != nil {
-				db.Close()
-			}
-			db, err = nil, fmt.Errorf("bbolt panic: %v", r)
-		}
-	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
-	if err != nil {
-		return nil, err
+func newStore(path string, opts Options) *Store {
+	return &Store{
+		path: path, opts: opts, log: opts.Logger, hwm: hwmFile{path: path + hwmSuffix},
+		lanes:      map[Stream]*lane{},
+		work:       make(chan struct{}, 1),
+		notify:     make(chan struct{}, 1),
+		compactReq: make(chan struct{}, 1),
+		epoch:      1,
 	}
-	// Walk the top level and every bucket's first key: a cheap probe that
-	// touches the root pages without a full consistency check.
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			b.Cursor().First()
-			return nil
-		})
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }
 
-func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		for _, st := range Streams {
-			if _, err := tx.CreateBucketIfNotExists(itemsBucket(st)); err != nil {
-				return err
-			}
-			ob, err := tx.CreateBucketIfNotExists(outboxBucket(st))
-			if err != nil {
-				return err
-			}
-			if s.reset != nil && ob.Sequence() == 0 {
-				// A fresh file after a reset: start the seqs from the clock
-				// (unix ms) so the bureau never sees a seq go backwards.
-				if err := ob.SetSequence(uint64(s.opts.Now().UnixMilli())); err != nil {
-					return err
-				}
-			}
-		}
-		if meta.Get(keyBytes) == nil {
-			putU64(meta, keyBytes, 0)
-		}
-		_, err = s.evictLocked(tx)
-		return err
-	})
+// Reset returns the damaged file moved aside at Open or since, or nil.
+func (s *Store) Reset() *Reset {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reset == nil {
+		return nil
+	}
+	r := *s.reset
+	return &r
 }
-
-// Reset returns the moved-aside file if Open had to start a fresh buffer,
-// or nil.
-func (s *Store) Reset() *Reset { return s.reset }
 
 // Path returns the buffer file path.
 func (s *Store) Path() string { return s.path }
 
-// Notify returns a channel that receives (coalesced) after every commit
-// that added records. The publisher waits on it.
+// Epoch returns the buffer epoch: 1 for a new buffer, incremented on
+// every reset.
+func (s *Store) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// Notify returns a channel that receives (coalesced) when records were
+// accepted or written. The publisher waits on it.
 func (s *Store) Notify() <-chan struct{} { return s.notify }
 
 func (s *Store) signal() {
@@ -353,29 +225,45 @@ func (s *Store) signal() {
 	}
 }
 
-// AppendAsync queues a record without waiting for the disk. done (may be
-// nil) is called from the writer goroutine once the record is committed
-// (nil) or failed. It returns ErrBusy at once if the queue is full and
-// ErrClosed after Close; done is not called then.
-func (s *Store) AppendAsync(stream Stream, ts time.Time, data []byte, done func(error)) error {
-	if !validStream(stream) {
-		return fmt.Errorf("buffer: unknown stream %q", stream)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
+func (s *Store) wake() {
 	select {
-	case s.reqs <- appendReq{stream: stream, ts: ts.UnixMilli(), data: data, done: done}:
-		return nil
+	case s.work <- struct{}{}:
 	default:
-		return ErrBusy
 	}
 }
 
-// Append queues a record and waits until it is committed (fsynced) or ctx
-// ends. A nil error means the record survives a crash or power loss.
+// Health says whether the buffer works as it should: ok is false while
+// the file cannot be written (records are held in memory: reason says
+// why), while a write has taken more than StallAfter (the disk stalls),
+// or when the high-water mark could not be saved. The app shows it in
+// status ("degraded" with the reason).
+func (s *Store) Health() (ok bool, reason string) {
+	if t := s.roundStart.Load(); t != 0 {
+		if d := time.Since(time.Unix(0, t)); d > StallAfter {
+			return false, fmt.Sprintf("buffer disk stalled: a write has taken %s", d.Round(100*time.Millisecond))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.readOnly:
+		return true, ""
+	case s.fault != nil:
+		return false, "buffer file unusable, records held in memory: " + s.fault.Error()
+	case s.hwmErr != nil:
+		return false, "buffer high-water mark not saved: " + s.hwmErr.Error()
+	}
+	return true, ""
+}
+
+// stalled reports whether a write has been in progress for StallAfter.
+func (s *Store) stalled() bool {
+	t := s.roundStart.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) > StallAfter
+}
+
+// Append queues a record and waits until it is written to the file
+// (fsynced) or ctx ends. A nil error means the record survives a crash.
 func (s *Store) Append(ctx context.Context, stream Stream, ts time.Time, data []byte) error {
 	ch := make(chan error, 1)
 	if err := s.AppendAsync(stream, ts, data, func(err error) { ch <- err }); err != nil {
@@ -389,6 +277,33 @@ func (s *Store) Append(ctx context.Context, stream Stream, ts time.Time, data []
 	}
 }
 
+// Close stops accepting records, writes what is held in memory if the
+// file can be written, and closes the file. Records it could not write
+// are logged as lost (their done callbacks get ErrClosed). It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.wake()
+	s.wg.Wait()
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := guard(func() error { return s.db.Close() })
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("buffer %s: close: %w", s.path, err)
+	}
+	return nil
+}
+
 func validStream(s Stream) bool {
 	for _, x := range Streams {
 		if x == s {
@@ -398,269 +313,11 @@ func validStream(s Stream) bool {
 	return false
 }
 
-// writer is the single group-commit goroutine: it takes everything queued
-// (up to MaxBatch), commits it in one transaction (one fsync) and reports.
-func (s *Store) writer() {
-	defer s.wg.Done()
-	batch := make([]appendReq, 0, s.opts.MaxBatch)
-	for {
-		var req appendReq
-		var ok bool
-		select {
-		case req, ok = <-s.reqs:
-		case <-s.compactReq:
-			if _, _, err := s.maybeCompact(false); err != nil {
-				s.log.Error("buffer compaction failed", "path", s.path, "err", err)
-			}
-			continue
-		}
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], req)
-		if s.opts.CommitDelay > 0 {
-			timer := time.NewTimer(s.opts.CommitDelay)
-		grow:
-			for len(batch) < s.opts.MaxBatch {
-				select {
-				case r, ok := <-s.reqs:
-					if !ok {
-						break grow
-					}
-					batch = append(batch, r)
-				case <-timer.C:
-					break grow
-				}
-			}
-			timer.Stop()
-		}
-	drain:
-		for len(batch) < s.opts.MaxBatch {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		if s.opts.BeforeCommit != nil {
-			s.opts.BeforeCommit()
-		}
-		err := s.commit(batch)
-		if err != nil {
-			s.log.Error("buffer commit failed", "path", s.path, "records", len(batch), "err", err)
-		}
-		for _, r := range batch {
-			if r.done != nil {
-				r.done(err)
-			}
-		}
-		if err == nil {
-			s.signal()
+func streamIndex(s Stream) int {
+	for i, x := range Streams {
+		if x == s {
+			return i
 		}
 	}
-}
-
-func (s *Store) commit(batch []appendReq) error {
-	err := s.update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		var added int64
-		for _, r := range batch {
-			b := tx.Bucket(itemsBucket(r.stream))
-			id, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			v := make([]byte, itemHdr+len(r.data))
-			binary.BigEndian.PutUint64(v, uint64(r.ts))
-			copy(v[itemHdr:], r.data)
-			if err := b.Put(u64key(id), v); err != nil {
-				return err
-			}
-			added += int64(keyLen + len(v))
-		}
-		putU64(meta, keyBytes, uint64(int64(getU64(meta, keyBytes))+added))
-		_, err := s.evictLocked(tx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("buffer %s: commit %d records: %w", s.path, len(batch), err)
-	}
-	return nil
-}
-
-// Form builds the next message of stream from up to maxItems pending items
-// (and, beyond the first, at most maxBytes of item data), assigns the
-// stream's next seq and moves the items into the outbox, all in one
-// transaction. ok is false if the stream has no pending items.
-func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (msg Message, ok bool, err error) {
-	if maxItems <= 0 {
-		maxItems = 1
-	}
-	err = s.update(func(tx *bolt.Tx) error {
-		ib := tx.Bucket(itemsBucket(stream))
-		if ib == nil {
-			return fmt.Errorf("unknown stream %q", stream)
-		}
-		var items []Item
-		var keys [][]byte
-		size, freed := 0, 0
-		c := ib.Cursor()
-		for k, v := c.First(); k != nil && len(items) < maxItems; k, v = c.Next() {
-			d := v[itemHdr:]
-			if len(items) > 0 && maxBytes > 0 && size+len(d) > maxBytes {
-				break
-			}
-			size += len(d)
-			freed += keyLen + len(v)
-			items = append(items, Item{ID: binary.BigEndian.Uint64(k), TS: time.UnixMilli(int64(binary.BigEndian.Uint64(v))), Data: append([]byte(nil), d...)})
-			keys = append(keys, append([]byte(nil), k...))
-		}
-		if len(items) == 0 {
-			return nil
-		}
-		ob := tx.Bucket(outboxBucket(stream))
-		seq, err := ob.NextSequence()
-		if err != nil {
-			return err
-		}
-		payload, err := build(seq, items)
-		if err != nil {
-			return fmt.Errorf("build message seq %d: %w", seq, err)
-		}
-		v := make([]byte, outboxHdr+len(payload))
-		binary.BigEndian.PutUint64(v, uint64(items[0].TS.UnixMilli()))
-		binary.BigEndian.PutUint32(v[8:], uint32(len(items)))
-		copy(v[outboxHdr:], payload)
-		if err := ob.Put(u64key(seq), v); err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := ib.Delete(k); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		putU64(meta, keyBytes, uint64(int64(getU64(meta, keyBytes))-int64(freed)+int64(keyLen+len(v))))
-		msg = Message{Stream: stream, Seq: seq, Payload: payload, Items: len(items), OldestTS: items[0].TS}
-		ok = true
-		return nil
-	})
-	if err != nil {
-		return Message{}, false, fmt.Errorf("buffer %s: form %s message: %w", s.path, stream, err)
-	}
-	return msg, ok, nil
-}
-
-// Outbox returns up to max unacknowledged messages of stream with a seq
-// greater than after, in seq order (max <= 0: all).
-func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) {
-	var out []Message
-	err := s.view(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(outboxBucket(stream))
-		if ob == nil {
-			return fmt.Errorf("unknown stream %q", stream)
-		}
-		c := ob.Cursor()
-		for k, v := c.Seek(u64key(after + 1)); k != nil && (max <= 0 || len(out) < max); k, v = c.Next() {
-			out = append(out, Message{
-				Stream:   stream,
-				Seq:      binary.BigEndian.Uint64(k),
-				OldestTS: time.UnixMilli(int64(binary.BigEndian.Uint64(v))),
-				Items:    int(binary.BigEndian.Uint32(v[8:])),
-				Payload:  append([]byte(nil), v[outboxHdr:]...),
-			})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("buffer %s: read %s outbox: %w", s.path, stream, err)
-	}
-	return out, nil
-}
-
-// Ack deletes the outbox message (stream, seq) after its PUBACK. Acking a
-// seq that is not there (already acked) is not an error.
-func (s *Store) Ack(stream Stream, seq uint64) error {
-	var left int64
-	err := s.update(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(outboxBucket(stream))
-		if ob == nil {
-			return fmt.Errorf("unknown stream %q", stream)
-		}
-		k := u64key(seq)
-		v := ob.Get(k)
-		if v == nil {
-			return nil
-		}
-		n := keyLen + len(v)
-		if err := ob.Delete(k); err != nil {
-			return err
-		}
-		meta := tx.Bucket(bucketMeta)
-		left = max(0, int64(getU64(meta, keyBytes))-int64(n))
-		putU64(meta, keyBytes, uint64(left))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("buffer %s: ack %s seq %d: %w", s.path, stream, seq, err)
-	}
-	if s.opts.CompactMinSize > 0 && left*CompactRatio < s.opts.CompactMinSize {
-		select { // the writer checks the file size and compacts if worth it
-		case s.compactReq <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// Close stops accepting appends, commits what is queued and closes the
-// file. It is safe to call more than once.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	close(s.reqs)
-	s.mu.Unlock()
-	s.wg.Wait()
-	s.dbMu.Lock()
-	defer s.dbMu.Unlock()
-	if s.db == nil {
-		return nil
-	}
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("buffer %s: close: %w", s.path, err)
-	}
-	return nil
-}
-
-func u64key(v uint64) []byte {
-	k := make([]byte, 8)
-	binary.BigEndian.PutUint64(k, v)
-	return k
-}
-
-func getU64(b *bolt.Bucket, k []byte) uint64 {
-	v := b.Get(k)
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-func putU64(b *bolt.Bucket, k []byte, v uint64) {
-	// Put only fails on a read-only tx, a nil/oversized key or value: none
-	// can happen here, and the transaction would report it anyway.
-	_ = b.Put(k, u64key(v))
-}
-
-// dataLossEvent encodes the event record queued after an eviction.
-func dataLossEvent(now time.Time, from, to int64, n int64, reason, detail string) ([]byte, error) {
-	return contract.Marshal(contract.Event{V: contract.Version, Type: contract.EventDataLoss, TS: now.UnixMilli(), FromTS: from, ToTS: to, Readings: n, Reason: reason, Detail: detail})
+	return -1
 }

@@ -52,7 +52,8 @@ func appendN(t *testing.T, s *Store, st Stream, first, n int) {
 }
 
 // joinBuild is a BuildFunc that makes "seq:item,item,..." payloads.
-func joinBuild(seq uint64, items []Item) ([]byte, error) {
+func joinBuild(h Head, items []Item) ([]byte, error) {
+	seq := h.Seq
 	parts := make([]string, len(items))
 	for i, it := range items {
 		parts[i] = string(it.Data)
@@ -159,16 +160,46 @@ func TestStore_FormMaxBytes(t *testing.T) {
 	}
 }
 
-func TestStore_BuildErrorKeepsItems(t *testing.T) {
+// A record that cannot be formed (a flipped bit: bbolt keeps no checksum
+// on data pages) goes to the dead letters with the reason, a data_loss
+// event (unreadable) names its stream and rec, and the stream goes on.
+func TestStore_UnformableRecordDeadLettered(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "b.db"), Options{})
-	appendN(t, s, Event, 0, 2)
-	boom := errors.New("boom")
-	if _, _, err := s.Form(Event, 1, 0, func(uint64, []Item) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
-		t.Fatalf("err = %v, want boom", err)
+	appendN(t, s, Telemetry, 0, 3)
+	poison := func(h Head, items []Item) ([]byte, error) {
+		for _, it := range items {
+			if string(it.Data) == `{"n":1}` {
+				return nil, errors.New("boom")
+			}
+		}
+		return joinBuild(h, items)
 	}
-	m, ok, err := s.Form(Event, 1, 0, joinBuild)
-	if err != nil || !ok || m.Seq != 1 || string(m.Payload) != `1:{"n":0}` {
-		t.Fatalf("after failed build: %+v ok=%v err=%v, want seq 1 with item 0", m, ok, err)
+	var got []string
+	for {
+		m, ok, err := s.Form(Telemetry, 10, 0, poison)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, fmt.Sprintf("%d:[%d,%d]", m.Seq, m.First, m.Last))
+	}
+	if want := []string{"1:[1,1]", "2:[3,3]"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("messages %v, want %v (rec 2 dead-lettered, the stream goes on)", got, want)
+	}
+	dead, err := s.Dead(Telemetry, 0, 0)
+	if err != nil || len(dead) != 1 || dead[0].Rec != 2 || !strings.Contains(dead[0].Reason, "boom") || string(dead[0].Data) != `{"n":1}` {
+		t.Fatalf("dead letters = %+v (%v), want rec 2 with the reason", dead, err)
+	}
+	evs := dataLoss(t, s)
+	if len(evs) != 1 || evs[0].Reason != ReasonUnreadable || evs[0].Stream != "telemetry" || fmt.Sprint(evs[0].Rec) != "[2 2]" || evs[0].Readings != 1 {
+		t.Fatalf("data_loss = %+v, want one unreadable telemetry rec [2,2]", evs)
+	}
+	s.Close()
+	s = open(t, s.Path(), Options{})
+	if dead, _ := s.Dead(Telemetry, 0, 0); len(dead) != 1 {
+		t.Fatalf("dead letters after reopen: %+v", dead)
 	}
 }
 
@@ -195,30 +226,38 @@ func TestStore_SecondOpenerFailsFast(t *testing.T) {
 func TestStore_CorruptFileMovedAside(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "buffer.db")
+	s := open(t, path, Options{})
+	appendN(t, s, Telemetry, 0, 3)
+	for range 3 {
+		if _, ok, err := s.Form(Telemetry, 1, 0, joinBuild); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	s.Close()
 	garbage := bytes.Repeat([]byte("not a bbolt file "), 4096)
 	if err := os.WriteFile(path, garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_700_000_123, 0)
-	s := open(t, path, Options{Now: func() time.Time { return now }})
+	s = open(t, path, Options{Now: func() time.Time { return now }})
 	r := s.Reset()
 	if r == nil {
 		t.Fatal("Reset() = nil for a garbage file")
 	}
-	if r.MovedTo != path+".corrupt-1700000123" {
-		t.Fatalf("moved to %q", r.MovedTo)
+	if r.MovedTo != path+".corrupt-1700000123" || r.Epoch != 2 || r.Salvaged != 0 || r.Lost != -1 {
+		t.Fatalf("reset = %+v", r)
 	}
 	if got, err := os.ReadFile(r.MovedTo); err != nil || !bytes.Equal(got, garbage) {
 		t.Fatalf("moved-aside file not kept intact: %v", err)
 	}
-	appendN(t, s, Telemetry, 0, 1)
+	appendN(t, s, Telemetry, 3, 1)
 	m, ok, err := s.Form(Telemetry, 1, 0, joinBuild)
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	// Seqs restart from the clock so the bureau never sees them go back.
-	if m.Seq <= uint64(now.UnixMilli()) {
-		t.Fatalf("seq after reset = %d, want > %d", m.Seq, now.UnixMilli())
+	// seq and rec go on from the high-water mark kept beside the file.
+	if m.Seq != 4 || m.First != 4 || s.Epoch() != 2 {
+		t.Fatalf("after reset: seq %d rec %d epoch %d, want seq 4 rec 4 epoch 2", m.Seq, m.First, s.Epoch())
 	}
 }
 
@@ -237,7 +276,7 @@ func dataLoss(t *testing.T, s *Store) []contract.Event {
 	t.Helper()
 	var evs []contract.Event
 	for {
-		m, ok, err := s.Form(Event, 1, 0, func(seq uint64, items []Item) ([]byte, error) { return items[0].Data, nil })
+		m, ok, err := s.Form(Event, 1, 0, func(_ Head, items []Item) ([]byte, error) { return items[0].Data, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,32 +356,39 @@ func TestStore_EvictMaxBytes(t *testing.T) {
 	}
 }
 
+// MaxAge counts run time on the monotonic clock: telemetry committed more
+// than MaxAge of run time ago is evicted (counted, with its rec range),
+// alarms never; the run time carries over a restart.
 func TestStore_EvictMaxAge(t *testing.T) {
 	var mu sync.Mutex
-	now := t0
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var mono time.Duration
+	clock := func() time.Duration { mu.Lock(); defer mu.Unlock(); return mono }
+	step := func(d time.Duration) { mu.Lock(); mono += d; mu.Unlock() }
 	path := filepath.Join(t.TempDir(), "b.db")
-	s := open(t, path, Options{MaxAge: time.Hour, Now: clock})
-	appendN(t, s, Telemetry, 0, 5)                                                                        // t0 .. t0+4s
-	if err := s.Append(context.Background(), Telemetry, t0.Add(2*time.Hour), []byte("new")); err != nil { // clock moves only below
-		t.Fatal(err)
-	}
+	s := open(t, path, Options{MaxAge: time.Hour, Mono: clock})
+	appendN(t, s, Telemetry, 0, 4)
+	appendN(t, s, Alarm, 0, 1)
+	step(40 * time.Minute)
 	s.Close()
 	mu.Lock()
-	now = t0.Add(time.Hour + 3500*time.Millisecond) // items 0..3 are now older than 1 h
+	mono = 0 // a new process: its monotonic clock starts again
 	mu.Unlock()
-	s = open(t, path, Options{MaxAge: time.Hour, Now: clock})
+	s = open(t, path, Options{MaxAge: time.Hour, Mono: clock}) // run time goes on from 40 min
+	appendN(t, s, Telemetry, 4, 1)                             // at 40 min
+	step(30 * time.Minute)                                     // 70 min: the first four are 70 min old, the fifth 30
+	appendN(t, s, Telemetry, 5, 1)
 	evs := dataLoss(t, s)
 	if len(evs) != 1 {
 		t.Fatalf("data_loss events = %+v, want 1", evs)
 	}
 	ev := evs[0]
-	if ev.Readings != 4 || ev.Reason != ReasonMaxAge || ev.FromTS != t0.UnixMilli() || ev.ToTS != t0.Add(3*time.Second).UnixMilli() {
-		t.Fatalf("data_loss = %+v, want 4 readings from t0 to t0+3s, max_age", ev)
+	if ev.Readings != 4 || ev.Reason != ReasonMaxAge || ev.Stream != "telemetry" || fmt.Sprint(ev.Rec) != "[1 4]" ||
+		ev.FromTS != t0.UnixMilli() || ev.ToTS != t0.Add(3*time.Second).UnixMilli() {
+		t.Fatalf("data_loss = %+v, want 4 readings rec 1..4 from t0 to t0+3s, max_age", ev)
 	}
 	st, _ := s.Stats()
-	if st.Streams[Telemetry].Pending != 2 || st.Streams[Telemetry].Evicted != 4 {
-		t.Fatalf("telemetry = %+v, want 2 pending, 4 evicted", st.Streams[Telemetry])
+	if st.Streams[Telemetry].Pending != 2 || st.Streams[Telemetry].Evicted != 4 || st.Streams[Alarm].Pending != 1 {
+		t.Fatalf("stats = %+v, want 2 telemetry pending, 4 evicted, the alarm kept", st.Streams)
 	}
 }
 

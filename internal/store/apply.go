@@ -1,0 +1,201 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// update runs fn in a guarded write transaction (one fsync) on the file.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return errNoDB
+	}
+	db := s.db
+	return guard(func() error {
+		return db.Update(func(tx *bolt.Tx) error {
+			if s.opts.Fault != nil {
+				if err := s.opts.Fault("commit"); err != nil {
+					return err
+				}
+			}
+			return fn(tx)
+		})
+	})
+}
+
+// commit writes a round in one transaction: records (in rec order, with
+// one age entry per stream), formed messages (outbox record in, their
+// records out), deletions, dead letters and acks; then eviction.
+func (s *Store) commit(sn *snapshot) error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.Join(errDamaged, errors.New("no meta bucket"))
+		}
+		c := loadCounters(meta)
+		mono := uint64(max(0, s.ageNow()))
+		for name, recs := range sn.recs {
+			if err := putRecords(tx, name, recs, mono, &c); err != nil {
+				return err
+			}
+		}
+		for name, forms := range sn.forms {
+			i := streamIndex(name)
+			ob, ib := tx.Bucket(outboxBucket(name)), tx.Bucket(itemsBucket(name))
+			for _, f := range forms {
+				m := f.msg
+				v := make([]byte, outboxHdr+len(m.Payload))
+				binary.BigEndian.PutUint64(v, uint64(m.OldestTS.UnixMilli()))
+				binary.BigEndian.PutUint32(v[8:], uint32(m.Items))
+				copy(v[outboxHdr:], m.Payload)
+				if old := ob.Get(u64key(m.Seq)); old == nil {
+					c.outbox[i]++
+					c.outrec[i] += int64(m.Items)
+					c.bytes += int64(keyLen + len(v))
+				}
+				if err := ob.Put(u64key(m.Seq), v); err != nil {
+					return err
+				}
+				if m.Seq > ob.Sequence() {
+					if err := ob.SetSequence(m.Seq); err != nil {
+						return err
+					}
+				}
+				if err := deleteItems(ib, i, span{m.First, m.Last}, &c); err != nil {
+					return err
+				}
+			}
+		}
+		for name, dels := range sn.dels {
+			ib := tx.Bucket(itemsBucket(name))
+			for _, d := range dels {
+				if err := deleteItems(ib, streamIndex(name), d, &c); err != nil {
+					return err
+				}
+			}
+		}
+		for name, deads := range sn.deads {
+			ib, db := tx.Bucket(itemsBucket(name)), tx.Bucket(deadBucket(name))
+			for _, d := range deads {
+				v := make([]byte, itemHdr+2+len(d.reason)+len(d.data))
+				binary.BigEndian.PutUint64(v, uint64(d.ts))
+				binary.BigEndian.PutUint16(v[8:], uint16(len(d.reason)))
+				copy(v[10:], d.reason)
+				copy(v[10+len(d.reason):], d.data)
+				if err := db.Put(u64key(d.rec), v); err != nil {
+					return err
+				}
+				if err := deleteItems(ib, streamIndex(name), span{d.rec, d.rec}, &c); err != nil {
+					return err
+				}
+			}
+		}
+		for name, acks := range sn.acks {
+			i := streamIndex(name)
+			ob := tx.Bucket(outboxBucket(name))
+			for _, seq := range acks {
+				k := u64key(seq)
+				v := ob.Get(k)
+				if v == nil {
+					continue
+				}
+				c.bytes -= int64(keyLen + len(v))
+				c.outbox[i]--
+				if len(v) >= outboxHdr {
+					c.outrec[i] -= int64(binary.BigEndian.Uint32(v[8:]))
+				}
+				if err := ob.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.evictLocked(tx, sn, &c, mono); err != nil {
+			return err
+		}
+		for _, name := range Streams {
+			if err := trimAge(tx, name); err != nil {
+				return err
+			}
+		}
+		putU64(meta, keyMono, mono)
+		c.store(meta)
+		s.fileBytes.Store(c.bytes)
+		return nil
+	})
+}
+
+// putRecords writes records of one stream and the age entry of their
+// commit.
+func putRecords(tx *bolt.Tx, name Stream, recs []*record, mono uint64, c *counters) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	i := streamIndex(name)
+	ib := tx.Bucket(itemsBucket(name))
+	for _, r := range recs {
+		k := u64key(r.rec)
+		v := make([]byte, itemHdr+len(r.data))
+		binary.BigEndian.PutUint64(v, uint64(r.ts))
+		copy(v[itemHdr:], r.data)
+		if old := ib.Get(k); old != nil {
+			c.bytes -= int64(keyLen + len(old))
+			c.items[i]--
+		}
+		if err := ib.Put(k, v); err != nil {
+			return err
+		}
+		c.bytes += int64(keyLen + len(v))
+		c.items[i]++
+	}
+	if last := recs[len(recs)-1].rec; last > ib.Sequence() {
+		if err := ib.SetSequence(last); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(ageBucket(name)).Put(u64key(recs[0].rec), u64key(mono))
+}
+
+// deleteItems deletes the pending items of stream index i in sp.
+func deleteItems(ib *bolt.Bucket, i int, sp span, c *counters) error {
+	if sp.from == 0 {
+		return nil
+	}
+	cur := ib.Cursor()
+	for k, v := cur.Seek(u64key(sp.from)); k != nil && binary.BigEndian.Uint64(k) <= sp.to; k, v = cur.Seek(u64key(sp.from)) {
+		c.bytes -= int64(len(k) + len(v))
+		c.items[i]--
+		if err := cur.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// trimAge deletes the age entries at the front of the stream whose
+// commits' records are all gone.
+func trimAge(tx *bolt.Tx, name Stream) error {
+	ab, ib := tx.Bucket(ageBucket(name)), tx.Bucket(itemsBucket(name))
+	for n := 0; n < 64; n++ {
+		c := ab.Cursor()
+		k, _ := c.First()
+		if k == nil {
+			return nil
+		}
+		next, _ := c.Next()
+		first, _ := ib.Cursor().Seek(k)
+		if first != nil && (next == nil || binary.BigEndian.Uint64(first) < binary.BigEndian.Uint64(next)) {
+			return nil // this commit still has records
+		}
+		if first == nil && next == nil {
+			return ab.Delete(k) // nothing pending at all
+		}
+		if err := ab.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
