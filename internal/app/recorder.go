@@ -64,8 +64,8 @@ func (a *App) recordItems(items []safety.Item) {
 			}
 			a.append(store.Telemetry, r.Time, c)
 			if a.agg != nil {
-				if w, done := a.agg.Tick(r.Time); done { // a reading of the next window closes this one
-					a.emitStats(w)
+				if a.agg.Due(r.Time) { // a reading of the next window closes this one
+					a.statsTick(context.Background(), r.Time, false)
 				}
 				a.agg.Reading(r)
 			}

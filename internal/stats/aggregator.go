@@ -102,6 +102,9 @@ func (a *Aggregator) Outputs(totals map[string]OutputTotals) {
 	}
 }
 
+// Due reports whether the window ends by t (Tick(t) would close it).
+func (a *Aggregator) Due(t time.Time) bool { return !t.Before(a.w.To) }
+
 // Tick closes the window if now is past its end and returns it (once);
 // the next window starts at the boundary, carrying each sensor's status.
 // If the clock jumped past several windows, the empty ones between are
