@@ -285,3 +285,26 @@ func hazmonCLI(t *testing.T, args ...string) (int, string) {
 	}
 	return 0, out.String()
 }
+
+// readings returns the telemetry readings of sensor received.
+func (l *msgLog) readings(t *testing.T, sensor string) []contract.Reading {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []contract.Reading
+	for _, m := range l.msgs {
+		if !strings.HasSuffix(m.Topic, "/telemetry") {
+			continue
+		}
+		var tm struct{ Readings []contract.Reading }
+		if json.Unmarshal(m.Payload, &tm) != nil {
+			continue
+		}
+		for _, r := range tm.Readings {
+			if r.Sensor == sensor {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
