@@ -207,19 +207,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, nil, err)
 		return
 	}
-	w.Header().Set("Trailer", "X-Export-Error, X-Export-Records")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	cw := &countWriter{w: w}
-	n, err := s.b.BufferExport(r.Context(), since, format, cw)
-	if err != nil && cw.n == 0 {
-		w.Header().Del("Trailer")
-		s.reply(w, nil, err)
-		return
-	}
-	if err != nil {
-		w.Header().Set("X-Export-Error", err.Error())
-	}
-	w.Header().Set("X-Export-Records", strconv.Itoa(n))
+	s.stream(w, func(cw io.Writer) (int, error) { return s.b.BufferExport(r.Context(), since, format, cw) })
 }
 
 // dead streams the dead letters, errors after the first byte in the
@@ -230,10 +218,17 @@ func (s *Server) dead(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, nil, err)
 		return
 	}
+	s.stream(w, func(cw io.Writer) (int, error) { return s.b.BufferDead(r.Context(), format, cw) })
+}
+
+// stream sends what write writes as a text stream: an error before the
+// first byte is an ordinary error reply; one after it goes in the
+// X-Export-Error trailer, with the record count in X-Export-Records.
+func (s *Server) stream(w http.ResponseWriter, write func(io.Writer) (int, error)) {
 	w.Header().Set("Trailer", "X-Export-Error, X-Export-Records")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	cw := &countWriter{w: w}
-	n, err := s.b.BufferDead(r.Context(), format, cw)
+	n, err := write(cw)
 	if err != nil && cw.n == 0 {
 		w.Header().Del("Trailer")
 		s.reply(w, nil, err)
