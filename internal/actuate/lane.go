@@ -179,6 +179,14 @@ func (l *Lane) Run(ctx context.Context) error {
 			}
 		} else {
 			st, err = l.drv.set(actx, energise)
+			if energise && errors.Is(err, errMismatch) {
+				// The write was acknowledged and the output reads back cut:
+				// something else holds it cut (a PLC interlock, an emergency
+				// stop). Writing it on again would fight that system and
+				// cycle the breaker.
+				mismatch, latched = true, cmd.Gen
+				log.Warn("output did not stay energised after an acknowledged write: something else holds it cut; not energising it again", "err", err)
+			}
 		}
 		if l.hb != nil && cmd.Beat != lastBeat && err == nil {
 			herr := l.hb.toggle(actx)

@@ -185,6 +185,36 @@ func TestLane_ExternalOpenNeverReenergised(t *testing.T) {
 	}
 }
 
+// TestLane_InterlockHoldingCoilOpenNotFought: a PLC interlock holds the
+// breaker coil open, so the lane's energising write is acknowledged and
+// the coil reads back 0 at once. The lane reports the mismatch and does not
+// write it on again (each write would pulse the breaker); a new command
+// (a technician's restore) may try once more.
+func TestLane_InterlockHoldingCoilOpenNotFought(t *testing.T) {
+	bank := mbslave.NewBank()
+	bank.AddUnit(3)
+	bank.HoldCoil(3, 12, false)
+	l, rep := runLane(t, coilOut(), Resources{Buses: map[string]CoilBus{"io": startPoller(t, bank)}}, fast)
+	eventually(t, "cut at open", func() bool { return len(bank.CoilWrites()) >= 1 })
+	l.Command(cmd("QF1", 1, false))
+	eventually(t, "mismatch reported", func() bool {
+		return rep.any(func(o safety.Observation) bool { return o.Mismatch && o.Gen == 1 })
+	})
+	time.Sleep(20 * fast.VerifyEvery) // many retry periods: real I/O, nothing to wait on
+	on := 0
+	for _, w := range bank.CoilWrites() {
+		if w.On {
+			on++
+		}
+	}
+	if on != 1 {
+		t.Fatalf("%d energising writes against a held-open coil, want 1", on)
+	}
+	bank.ReleaseCoil(3, 12)
+	l.Command(cmd("QF1", 2, false))
+	eventually(t, "energised after the new command", func() bool { o := rep.last(); return bank.Coil(3, 12) && o.Gen == 2 && o.Confirmed })
+}
+
 // TestLane_EnergisedWhileCutIsRewritten: drift toward power is corrected
 // at once: a coil found on while commanded cut is written cut again.
 func TestLane_EnergisedWhileCutIsRewritten(t *testing.T) {

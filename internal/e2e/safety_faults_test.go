@@ -177,6 +177,30 @@ func TestSafety_ExternalOpenStaysOpen(t *testing.T) {
 	}
 }
 
+// TestSafety_PLCHoldingCoilOpenNotFought: a PLC's own logic holds the
+// breaker coil open (an interlock), so every write of 1 is acknowledged
+// and reads back 0. The agent writes it on once, publishes
+// output_mismatch and does not try again: each try would pulse the breaker.
+func TestSafety_PLCHoldingCoilOpenNotFought(t *testing.T) {
+	s := newSafetySite(t)
+	s.bank.HoldCoil(breakerUnit, breakerCoil, false)
+	c := newConfig(t, s)
+	startProc(t, hazmonBin, nil, nil, "run", "--config", c.write(t, ""))
+	if within(wait, func() bool { return s.msgs.hasAlarm(t, "breaker-3", safety.LevelOutputMismatch, "raised") }) < 0 {
+		t.Fatal("no output_mismatch alarm")
+	}
+	time.Sleep(3 * time.Second) // three read-back periods: the agent must not try again
+	on := 0
+	for _, w := range s.bank.CoilWrites() {
+		if w.Addr == breakerCoil && w.On {
+			on++
+		}
+	}
+	if on != 1 {
+		t.Fatalf("%d writes of 1 against a coil the PLC holds open, want 1", on)
+	}
+}
+
 // TestSafety_ReloadMovingCutoffKeepsBreakerCut: methane on CH4-101 is over
 // its cut-off and the breaker is cut; a reload moves the cut-off rule to
 // CH4-102 (reading 0.30), then another renames CH4-101. The breaker stays

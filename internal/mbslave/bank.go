@@ -115,6 +115,7 @@ type Bank struct {
 	coilLog  []CoilWrite
 	drops    map[uint8]*dropState // DropEvery (drop.go)
 	echo     bool
+	held     map[coilKey]bool // HoldCoil (interlock.go)
 }
 
 // CoilWrite is one coil written by a client (FC05), as recorded by the Bank.
@@ -315,6 +316,7 @@ func (b *Bank) process(id uint8, pdu []byte) (reply []byte, f Fault, known, answ
 		}
 	}
 	reply = u.execute(pdu)
+	b.applyHeldLocked(id, u)
 	if pdu[0] == FuncWriteSingleCoil && len(reply) == 5 && reply[0] == FuncWriteSingleCoil {
 		b.coilLog = append(b.coilLog, CoilWrite{Unit: id, Addr: binary.BigEndian.Uint16(pdu[1:]), On: binary.BigEndian.Uint16(pdu[3:]) == 0xFF00})
 	}
