@@ -131,7 +131,8 @@ func FrameGap(baud int) time.Duration {
 //     Send returns: a duplicate of the reply is drained; a different
 //     second reply makes the answer ambiguous (ErrFrame). Once a bus has
 //     sent a duplicate, the settle time is twice the gap seen before the
-//     copy plus 2 ms (at most the turnaround allowance) until dupForget
+//     copy plus 2 ms, at least twice SettleTime (at most the turnaround
+//     allowance), until dupForget
 //     transactions in a row come without one.
 //
 // Send is for one goroutine at a time (concurrent calls are serialised);
@@ -338,9 +339,12 @@ func (t *RTUTransporter) quiet(slave byte) error {
 // longer on a bus that sent duplicates lately.
 func (t *RTUTransporter) settleTime() time.Duration { return max(t.settle, t.dupWait) }
 
-// sawDuplicate learns from a copy of a reply that came gap after it.
+// sawDuplicate learns from a copy of a reply that came gap after it: the
+// bus then settles for twice that gap plus 2 ms, and at least twice
+// SettleTime, since the gap measured on a busy host can be shorter than
+// the repeater's real one (never longer than the turnaround).
 func (t *RTUTransporter) sawDuplicate(gap time.Duration) {
-	t.dupWait = min(max(t.dupWait, 2*gap+2*time.Millisecond), t.turnaround)
+	t.dupWait = min(max(t.dupWait, 2*gap+2*time.Millisecond, 2*t.settle), t.turnaround)
 	t.noDup = 0
 }
 

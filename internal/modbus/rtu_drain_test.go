@@ -30,15 +30,18 @@ func TestRTU_DuplicateReplyNotTakenForNext(t *testing.T) {
 	}
 }
 
-// A bus that has sent a duplicate settles longer: after copies 4 ms late
-// (caught by SettleTime, 5 ms at 38400 baud), copies 7 ms late are
-// drained too, instead of landing in the next transaction.
+// A bus that has sent a duplicate settles longer: after copies 3 ms late
+// (caught by SettleTime, 5 ms at 38400 baud; the bus learns to wait at
+// least 2 × SettleTime = 10 ms), copies 7 ms late are drained too, instead
+// of landing in the next transaction. The gaps keep 2 ms or more from each
+// bound, so that a slave goroutine oversleeping on a loaded machine does
+// not move a copy across one.
 func TestRTU_BusThatDuplicatesSettlesLonger(t *testing.T) {
 	bank := distinctBank(1, 2)
 	dev := mbslavetest.StartRTU(t, bank, 38400)
 	cl := openRTU(t, rtuBus(dev, 38400, 300*time.Millisecond), false)
 	for i := range 24 {
-		gap := 4 * time.Millisecond
+		gap := 3 * time.Millisecond
 		if i >= 4 {
 			gap = 7 * time.Millisecond
 		}
