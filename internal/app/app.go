@@ -334,6 +334,7 @@ func (a *App) openUplink(cfg *config.Config) error {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	po.Logger = a.log.With("component", "mqtt")
+	po.Resolutions = cfg.Resolutions()
 	a.mu.Lock()
 	po.ConfigHash = a.cfgHash
 	a.mu.Unlock()

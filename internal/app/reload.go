@@ -124,6 +124,7 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	a.cfgHash = after
 	a.mu.Unlock()
 	if pub := a.publisher(); pub != nil {
+		pub.SetResolutions(next.Resolutions())
 		pub.SetConfig(after, sensorIDs(next))
 	}
 	a.event(contract.Event{Type: contract.EventReload, TS: time.Now().UnixMilli(), ConfigHashBefore: before, ConfigHashAfter: after})
