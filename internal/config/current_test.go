@@ -76,9 +76,9 @@ func TestParse_MemoryLimit(t *testing.T) {
 		}
 	}
 	for v, want := range map[string]string{
-		"4MiB":   "hazmon.yaml:1: agent.memory_limit: 4MiB is below 8MiB",
-		"32MB":   `hazmon.yaml:1: agent.memory_limit: "32MB" is not a size`,
-		"-5":     `hazmon.yaml:1: agent.memory_limit: "-5" is not a size`,
+		"4MiB": "hazmon.yaml:1: agent.memory_limit: 4MiB is below 8MiB",
+		"32MB": `hazmon.yaml:1: agent.memory_limit: "32MB" is not a size`,
+		"-5":   `hazmon.yaml:1: agent.memory_limit: "-5" is not a size`,
 	} {
 		_, err := Parse("hazmon.yaml", []byte(with(v)))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -69,7 +69,7 @@ type Publisher struct {
 	link     Link
 	cur      currentSnapshot // guarded by mu (current.go)
 	retained retainedSet     // guarded by mu (retained.go)
-	status   statusState // guarded by mu (status.go)
+	status   statusState     // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
 }
