@@ -129,6 +129,7 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	}
 	a.event(contract.Event{Type: contract.EventReload, TS: time.Now().UnixMilli(), ConfigHashBefore: before, ConfigHashAfter: after})
 	a.publishPoints(ctx)
+	a.applyMemoryLimit(next)
 	a.state.configured(next)
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil
@@ -137,8 +138,10 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 // restartOnly names the first section that differs between a and b and
 // that only a restart can apply, or "".
 func restartOnly(a, b *config.Config) string {
+	aa, ba := a.Agent, b.Agent
+	aa.MemoryLimit, ba.MemoryLimit = 0, 0 // a reload applies it
 	switch {
-	case a.Agent != b.Agent:
+	case aa != ba:
 		return "agent"
 	case !reflect.DeepEqual(a.MQTT, b.MQTT):
 		return "mqtt"
