@@ -98,7 +98,7 @@ var keyDocs = map[string]keyDoc{
 	"sensors[].cut_outputs":         {"", "With location and no hand-written rules: the outputs the preset's cut-off de-energises."},
 	"sensors[].override_regulation": {"false", "Accept rules looser than the regulation's limits (validate then warns instead of failing)."},
 	"sensors[].fault_unlock_after":  {safety.DefaultFaultUnlockAfter.String(), "Fault lockout: how long the sensor must read validly after a fault before its on_fault: cut outputs are released."},
-	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units."},
+	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units; also the step mqtt.current_deadband counts in."},
 	"sensors[].fault_after": {fmt.Sprint(DefaultFaultAfter), "Polls in a row without a valid reply before a communication fault; at least 1, at most " +
 		fmt.Sprint(MaxCutFaultAfter) + " on a sensor whose rules cut outputs (GB 50581-2010 §3.1.4)."},
 	"sensors[].type_code":       {"from the type (methane 0001, co 0004)", "4-digit regulator sensor type code (MT/T 1201.1-2023) for the registry and the regulator's files."},
