@@ -21,7 +21,8 @@ var ErrRestartNeeded = errors.New("restart needed")
 // Reload re-reads Options.ConfigPath. A file that does not load or
 // validate is rejected with every problem (file:line: key: message) and
 // the running config stays. So does a file that changes the agent's
-// identity, buffer, MQTT link, control socket or log (ErrRestartNeeded). An
+// identity, buffer, MQTT link, control socket or log (ErrRestartNeeded;
+// agent.memory_limit is the exception: a reload applies it). An
 // unchanged file is a no-op: nothing restarts, nothing buffered moves.
 //
 // Otherwise the new config takes over without a blind window:
