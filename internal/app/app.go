@@ -70,6 +70,10 @@ type Options struct {
 	// LogDropped returns how many log lines were dropped because the log
 	// sink stalled (asynclog.Writer.Dropped), shown in Status.Log; nil: 0.
 	LogDropped func() uint64
+	// Memory applies agent.memory_limit at start and after a reload
+	// (RuntimeMemoryLimiter in the agent; the zero value leaves the
+	// runtime's limit alone).
+	Memory MemoryLimiter
 }
 
 // App is one running agent. Create it with New, run it with Run; Run
@@ -198,6 +202,7 @@ func (a *App) observe(o safety.Observation) {
 func (a *App) Run(ctx context.Context) error {
 	defer a.startControl(ctx)() // control socket first: answers "starting" (control.go)
 	cfg := a.current().cfg
+	a.applyMemoryLimit(cfg)
 	a.log.Info("hazmon starting", "version", buildinfo.Version(), "agent", cfg.Agent.ID,
 		"site", cfg.Agent.Site, "buses", len(cfg.Buses), "sensors", len(cfg.Sensors), "outputs", len(cfg.Outputs))
 
@@ -334,6 +339,7 @@ func (a *App) openUplink(cfg *config.Config) error {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	po.Logger = a.log.With("component", "mqtt")
+	po.Resolutions = cfg.Resolutions()
 	a.mu.Lock()
 	po.ConfigHash = a.cfgHash
 	a.mu.Unlock()

@@ -285,14 +285,22 @@ func runApp(t *testing.T, cfg *config.Config) (a *App, stop func() error) {
 // agent gets its own control socket in a temp dir.
 func runAppFile(t *testing.T, cfg *config.Config, path string) (a *App, stop func() error) {
 	t.Helper()
+	return runAppWith(t, cfg, Options{ConfigPath: path})
+}
+
+// runAppWith is runApp with the given Options (a test logger unless set).
+func runAppWith(t *testing.T, cfg *config.Config, opts Options) (a *App, stop func() error) {
+	t.Helper()
 	if cfg.Control.Socket == config.DefaultSocket {
 		cfg.Control.Socket = filepath.Join(t.TempDir(), "hazmon.sock")
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 	}
-	a, err := New(cfg, Options{Logger: log, ConfigPath: path})
+	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

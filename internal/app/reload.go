@@ -21,7 +21,8 @@ var ErrRestartNeeded = errors.New("restart needed")
 // Reload re-reads Options.ConfigPath. A file that does not load or
 // validate is rejected with every problem (file:line: key: message) and
 // the running config stays. So does a file that changes the agent's
-// identity, buffer, MQTT link, control socket or log (ErrRestartNeeded). An
+// identity, buffer, MQTT link, control socket or log (ErrRestartNeeded;
+// agent.memory_limit is the exception: a reload applies it). An
 // unchanged file is a no-op: nothing restarts, nothing buffered moves.
 //
 // Otherwise the new config takes over without a blind window:
@@ -124,10 +125,12 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	a.cfgHash = after
 	a.mu.Unlock()
 	if pub := a.publisher(); pub != nil {
+		pub.SetResolutions(next.Resolutions())
 		pub.SetConfig(after, sensorIDs(next))
 	}
 	a.event(contract.Event{Type: contract.EventReload, TS: time.Now().UnixMilli(), ConfigHashBefore: before, ConfigHashAfter: after})
 	a.publishPoints(ctx)
+	a.applyMemoryLimit(next)
 	a.state.configured(next)
 	a.log.Info("reload applied", "file", a.opts.ConfigPath)
 	return true, warnings, nil
@@ -136,8 +139,10 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 // restartOnly names the first section that differs between a and b and
 // that only a restart can apply, or "".
 func restartOnly(a, b *config.Config) string {
+	aa, ba := a.Agent, b.Agent
+	aa.MemoryLimit, ba.MemoryLimit = 0, 0 // a reload applies it
 	switch {
-	case a.Agent != b.Agent:
+	case aa != ba:
 		return "agent"
 	case !reflect.DeepEqual(a.MQTT, b.MQTT):
 		return "mqtt"

@@ -49,7 +49,8 @@ func newRun(stderr io.Writer) *cobra.Command {
 			for _, w := range l.Warnings {
 				log.Warn("config", "warning", w.Error())
 			}
-			a, err := app.New(l.Config, app.Options{Logger: log, ConfigPath: path, LogDropped: logw.Dropped})
+			a, err := app.New(l.Config, app.Options{Logger: log, ConfigPath: path, LogDropped: logw.Dropped,
+				Memory: app.RuntimeMemoryLimiter()})
 			if err != nil {
 				return err
 			}

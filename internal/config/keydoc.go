@@ -16,6 +16,8 @@ var keyDocs = map[string]keyDoc{
 	"agent.id":       {"required", "Gateway id, used in MQTT topics: letters, digits, '-', '_'."},
 	"agent.site":     {"required", "Site (enterprise) code given by the bureau, used in MQTT topics: letters, digits, '-', '_'."},
 	"agent.data_dir": {DefaultDataDir, "Folder of the store-and-forward buffer (buffer.db) and the agent's state files."},
+	"agent.memory_limit": {DefaultMemoryLimit.String(), "Soft memory limit of the Go runtime (bytes, or e.g. 32MiB; at least " + MinMemoryLimit.String() +
+		"; off or 0: none): the collector works harder as the heap nears it. The GOMEMLIMIT environment variable, when set, wins. A reload applies it."},
 
 	"mqtt":              {"", "The link to the bureau's MQTT broker."},
 	"mqtt.brokers":      {"required", "Broker URLs, tried in order: tcp://host:1883 (plaintext), ssl://host:8883 or tls:// or mqtts:// (TLS), ws:// or wss://. A password in a URL is never shown (REDACTED); prefer username and password_file."},
@@ -36,7 +38,11 @@ var keyDocs = map[string]keyDoc{
 	"mqtt.publish_timeout":          {(10 * time.Second).String(), "How long to wait for a PUBACK before the link is taken for dead and the message is sent again from the buffer."},
 	"mqtt.batch_max":                {fmt.Sprint(DefaultBatchMax), "Most readings in one telemetry message (1..10000)."},
 	"mqtt.window_bytes":             {fmt.Sprint(DefaultWindowBytes), "Payload bytes waiting for PUBACKs during a backlog replay."},
-	"mqtt.rate_bytes":               {"0 (unlimited)", "Bytes per second a backlog replay may send; set it below a slow uplink's capacity so keepalive pings are never starved."},
+	"mqtt.current_deadband": {fmt.Sprint(DefaultCurrentDeadband), "Retained …/current: a value moving by more than this many steps of its sensor's resolution (sensors[].resolution) " +
+		"from the one last published, or a change of status, republishes it at once (at most once a second); 0: any change."},
+	"mqtt.current_interval": {DefaultCurrentInterval.String(), "Retained …/current: otherwise it is refreshed at most this often (" +
+		MinCurrentInterval.String() + ".." + MaxCurrentInterval.String() + ")."},
+	"mqtt.rate_bytes": {"0 (unlimited)", "Bytes per second a backlog replay may send; set it below a slow uplink's capacity so keepalive pings are never starved."},
 
 	"buffer":           {"", "The store-and-forward buffer (bbolt) that keeps what the broker has not acknowledged."},
 	"buffer.max_bytes": {fmt.Sprint(DefaultBufferBytes), "Cap of the buffer in bytes (at least 1 MiB); beyond it the oldest telemetry is evicted, counted as data loss."},
@@ -92,7 +98,7 @@ var keyDocs = map[string]keyDoc{
 	"sensors[].cut_outputs":         {"", "With location and no hand-written rules: the outputs the preset's cut-off de-energises."},
 	"sensors[].override_regulation": {"false", "Accept rules looser than the regulation's limits (validate then warns instead of failing)."},
 	"sensors[].fault_unlock_after":  {safety.DefaultFaultUnlockAfter.String(), "Fault lockout: how long the sensor must read validly after a fault before its on_fault: cut outputs are released."},
-	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units."},
+	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units; also the step mqtt.current_deadband counts in."},
 	"sensors[].fault_after": {fmt.Sprint(DefaultFaultAfter), "Polls in a row without a valid reply before a communication fault; at least 1, at most " +
 		fmt.Sprint(MaxCutFaultAfter) + " on a sensor whose rules cut outputs (GB 50581-2010 §3.1.4)."},
 	"sensors[].type_code":       {"from the type (methane 0001, co 0004)", "4-digit regulator sensor type code (MT/T 1201.1-2023) for the registry and the regulator's files."},

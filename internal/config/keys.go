@@ -12,7 +12,7 @@ import (
 // its entry, so the list cannot drift from what Load accepts.
 type Key struct {
 	Path    string `json:"key"`     // e.g. "sensors[].rules[].level"; "[]" marks an item of a list
-	Type    string `json:"type"`    // string, int, number, bool, duration, "list of T", list (of maps), map
+	Type    string `json:"type"`    // string, int, number, bool, duration, size, "list of T", list (of maps), map
 	Default string `json:"default"` // "required", a value, a rule ("1s tcp, 500ms rtu") or "" (none: unset)
 	Meaning string `json:"meaning"`
 }
@@ -31,7 +31,10 @@ func Keys() []Key {
 // keyDoc is a key's default and meaning (keyDocs).
 type keyDoc struct{ def, meaning string }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	sizeType     = reflect.TypeFor[Size]()
+)
 
 // walkKeys calls fn for every yaml key of struct type t under prefix,
 // descending into maps and lists of maps.
@@ -81,6 +84,8 @@ func typeName(t reflect.Type) string {
 	switch {
 	case t == durationType:
 		return "duration"
+	case t == sizeType:
+		return "size"
 	case t.Kind() == reflect.Struct:
 		return "map"
 	case t.Kind() == reflect.Slice:

@@ -130,6 +130,9 @@ func TestKeys_TypesAndDefaults(t *testing.T) {
 		"sensors[].gpio":                {"map", ""},
 		"sensors[].rules[].level":       {"string", "required"},
 		"mqtt.tls.insecure_skip_verify": {"bool", "false"},
+		"mqtt.current_deadband":         {"number", "1"},
+		"mqtt.current_interval":         {"duration", "10s"},
+		"agent.memory_limit":            {"size", "32MiB"},
 	}
 	for _, k := range Keys() {
 		if w, ok := want[k.Path]; ok {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -141,6 +142,12 @@ func (c *Config) validateMQTT(k *checker) {
 	}
 	if d := m.ReconnectMax.D(); d < time.Second || d > time.Minute {
 		k.errf("mqtt.reconnect_max", "%s is outside 1s..60s", m.ReconnectMax)
+	}
+	if d := m.CurrentDeadband; d != nil && (*d < 0 || math.IsNaN(*d) || math.IsInf(*d, 0)) {
+		k.errf("mqtt.current_deadband", "%g: want a number ≥ 0 (steps of each sensor's resolution; 0: any change)", *d)
+	}
+	if d := m.CurrentInterval.D(); d < MinCurrentInterval || d > MaxCurrentInterval {
+		k.errf("mqtt.current_interval", "%s is outside %s..%s", m.CurrentInterval, MinCurrentInterval, MaxCurrentInterval)
 	}
 }
 

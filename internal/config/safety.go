@@ -228,3 +228,17 @@ func parseDue(v string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// Resolutions returns each sensor's resolution in engineering units, by
+// id: sensors[].resolution, else the step its rules compare in (one raw
+// count × scale; for a float32 sensor the finest step its limits are
+// written in, 0 without limits). The retained …/current snapshot uses it
+// with mqtt.current_deadband. The config must have passed validation.
+func (c *Config) Resolutions() map[string]float64 {
+	out := make(map[string]float64, len(c.Sensors))
+	for _, s := range c.Sensors {
+		rs, _ := effectiveRules(s)
+		out[s.ID] = resolution(s, rs)
+	}
+	return out
+}

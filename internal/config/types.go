@@ -34,6 +34,11 @@ type Agent struct {
 	ID      string `yaml:"id"`       // gateway id, used in topics; letters, digits, '-', '_'
 	Site    string `yaml:"site"`     // site (enterprise) code, used in topics
 	DataDir string `yaml:"data_dir"` // folder of the bbolt buffer; default /var/lib/hazmon
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit): default DefaultMemoryLimit, off (or
+	// 0) for none. The GOMEMLIMIT environment variable, when set, wins.
+	// A reload applies a change.
+	MemoryLimit Size `yaml:"memory_limit"`
 }
 
 // MQTT is the link to the bureau's broker.
@@ -59,6 +64,16 @@ type MQTT struct {
 	// 10s, 1s..60s): the first retry after a loss comes within 1 s, each
 	// next one waits up to twice as long, jittered, never longer than this.
 	ReconnectMax Duration `yaml:"reconnect_max"`
+
+	// CurrentDeadband and CurrentInterval pace the retained …/current
+	// snapshot: it is published when a sensor's status changes or its
+	// value moves by more than its resolution × CurrentDeadband (default
+	// DefaultCurrentDeadband, ≥ 0; 0: any change) from the value last
+	// published, otherwise at most every CurrentInterval (default
+	// DefaultCurrentInterval, MinCurrentInterval..MaxCurrentInterval);
+	// never more than once a second.
+	CurrentDeadband *float64 `yaml:"current_deadband"`
+	CurrentInterval Duration `yaml:"current_interval"`
 }
 
 // TLS configures a secured broker link. Server verification is on unless

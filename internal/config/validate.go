@@ -37,6 +37,29 @@ const (
 // this long of the broker's return (a 60 s cap made it 74 s, issue 10).
 const DefaultReconnectMax = 10 * time.Second
 
+// Pacing of the retained …/current snapshot (mqtt.current_deadband,
+// mqtt.current_interval): a sensor's value must move by more than its
+// resolution × DefaultCurrentDeadband, or its status change, to be
+// published at once (no more than once a second); otherwise the snapshot
+// is refreshed every DefaultCurrentInterval. At 500 sensors read at 1 Hz
+// the snapshot is about 50 kB: every second that was 50 kB/s on the wire.
+const (
+	DefaultCurrentDeadband = 1.0
+	DefaultCurrentInterval = 10 * time.Second
+	MinCurrentInterval     = time.Second
+	MaxCurrentInterval     = 10 * time.Minute
+)
+
+// DefaultMemoryLimit is agent.memory_limit's default: the Go runtime's
+// soft memory limit, 32 MiB (the agent's steady state at 500 sensors is
+// about 20 MB RSS); the runtime collects harder as the heap nears it.
+// MinMemoryLimit is the smallest accepted: below it the collector would
+// run all the time.
+const (
+	DefaultMemoryLimit = Size(32 << 20)
+	MinMemoryLimit     = Size(8 << 20)
+)
+
 // SensorTypes lists the accepted sensor types.
 var SensorTypes = []string{
 	"methane", "co", "o2", "h2s", "co2", "no2", "so2", "nh3", "lel", "water_level", "pressure",
@@ -83,6 +106,16 @@ func applyDefaults(c *Config) {
 	}
 	if c.Stats.Interval == 0 {
 		c.Stats.Interval = Duration(DefaultStatsInterval)
+	}
+	if c.MQTT.CurrentDeadband == nil {
+		d := DefaultCurrentDeadband
+		c.MQTT.CurrentDeadband = &d
+	}
+	if c.MQTT.CurrentInterval == 0 {
+		c.MQTT.CurrentInterval = Duration(DefaultCurrentInterval)
+	}
+	if c.Agent.MemoryLimit == 0 {
+		c.Agent.MemoryLimit = DefaultMemoryLimit
 	}
 	if c.MQTT.ReconnectMax == 0 {
 		c.MQTT.ReconnectMax = Duration(DefaultReconnectMax)
@@ -192,6 +225,9 @@ func (c *Config) validate() (errs, warns []violation) {
 	var k checker
 	k.id("agent.id", c.Agent.ID)
 	k.id("agent.site", c.Agent.Site)
+	if n := c.Agent.MemoryLimit; n > 0 && n < MinMemoryLimit {
+		k.errf("agent.memory_limit", "%s is below %s (the collector would run all the time); use off for no limit", n, MinMemoryLimit)
+	}
 
 	c.validateMQTT(&k)
 	if c.Buffer.MaxBytes < 1<<20 {

@@ -19,7 +19,6 @@ const (
 	DefaultWindowBytes    = 64 << 10         // payload bytes in flight (at least one message)
 	DefaultBatchMax       = 200              // readings per telemetry message
 	DefaultBatchBytes     = 64 << 10         // encoded readings per telemetry message
-	CurrentInterval       = time.Second      // the current snapshot is refreshed at most this often
 )
 
 // Defaults of the reconnect back-off (Options.BackoffMin, BackoffMax).
@@ -69,6 +68,22 @@ type Options struct {
 	BackoffMax time.Duration
 	Logger     *slog.Logger
 
+	// CurrentDeadband, CurrentInterval and Resolutions pace the retained
+	// current snapshot (see currentSnapshot): a value moving by more than
+	// its sensor's resolution (Resolutions, engineering units by sensor
+	// id; missing or 0: safety.DefaultResolution) × CurrentDeadband
+	// (nil: config.DefaultCurrentDeadband; 0: any change) from the value
+	// last published, or a change of status, publishes it at once (never
+	// within MinCurrentGap of the last); otherwise it is refreshed every
+	// CurrentInterval (0: config.DefaultCurrentInterval). Publisher.SetResolutions
+	// replaces Resolutions.
+	CurrentDeadband *float64
+	CurrentInterval time.Duration
+	Resolutions     map[string]float64
+	// Now is the clock of the current snapshot's pacing (and its ts);
+	// default time.Now.
+	Now func() time.Time
+
 	// BootID identifies this process start in status (32 lowercase hex
 	// digits); default BootID(). ConfigHash is the running config's
 	// contract.ConfigHash, in status ("" until known; see SetConfig).
@@ -87,6 +102,15 @@ func (o *Options) defaults() {
 	def(&o.PublishTimeout, DefaultPublishTimeout)
 	def(&o.BackoffMin, DefaultBackoffMin)
 	def(&o.BackoffMax, DefaultBackoffMax)
+	def(&o.CurrentInterval, config.DefaultCurrentInterval)
+	o.CurrentInterval = max(o.CurrentInterval, MinCurrentGap)
+	if o.CurrentDeadband == nil || !(*o.CurrentDeadband >= 0) {
+		d := config.DefaultCurrentDeadband
+		o.CurrentDeadband = &d
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	o.BackoffMin = min(o.BackoffMin, o.BackoffMax)
 	if o.BootID == "" {
 		o.BootID = BootID()
@@ -115,14 +139,15 @@ func (o *Options) defaults() {
 }
 
 // OptionsFromConfig maps the mqtt and agent sections of the config to
-// Options (TLS files loaded, durations defaulted).
+// Options (TLS files loaded, durations defaulted). Resolutions is left
+// for the caller (config.Config.Resolutions).
 func OptionsFromConfig(m config.MQTT, a config.Agent, version string, sensors []string) (Options, error) {
 	o := Options{
 		Brokers: m.Brokers, ClientID: m.ClientID, Username: m.Username, PasswordFile: m.PasswordFile,
 		TopicPrefix: m.TopicPrefix, Site: a.Site, Agent: a.ID, Version: version, Sensors: sensors,
 		KeepAlive: m.KeepAlive.D(), ConnectTimeout: m.ConnectTimeout.D(), PublishTimeout: m.PublishTimeout.D(),
 		BatchMax: m.BatchMax, WindowBytes: m.WindowBytes, RateBytes: m.RateBytes,
-		BackoffMax: m.ReconnectMax.D(),
+		BackoffMax: m.ReconnectMax.D(), CurrentDeadband: m.CurrentDeadband, CurrentInterval: m.CurrentInterval.D(),
 	}
 	if m.TLS != (config.TLS{}) || anyTLS(m.Brokers) {
 		t, err := TLSConfig(m.TLS)

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,10 +67,9 @@ type Publisher struct {
 
 	mu       sync.Mutex
 	link     Link
-	current  map[string]contract.Reading
-	dirty    bool
-	retained retainedSet // guarded by mu (retained.go)
-	status   statusState // guarded by mu (status.go)
+	cur      currentSnapshot // guarded by mu (current.go)
+	retained retainedSet     // guarded by mu (retained.go)
+	status   statusState     // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
 }
@@ -88,7 +86,7 @@ func New(st Queue, opts Options) (*Publisher, error) {
 	if len(opts.BootID) != 32 || strings.Trim(opts.BootID, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("publish: boot id %q is not 32 lowercase hex digits", opts.BootID)
 	}
-	return &Publisher{st: st, opts: opts, log: opts.Logger, current: map[string]contract.Reading{}, retainedCh: make(chan struct{}, 1),
+	return &Publisher{st: st, opts: opts, log: opts.Logger, cur: newCurrentSnapshot(opts), retainedCh: make(chan struct{}, 1),
 		status: statusState{state: contract.StateOnline, since: time.Now()}}, nil
 }
 
@@ -102,28 +100,6 @@ func (p *Publisher) Link() Link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.link
-}
-
-// UpdateCurrent records the latest reading of a sensor for the retained
-// current snapshot (published at most once per CurrentInterval). It never
-// blocks on the network.
-func (p *Publisher) UpdateCurrent(r contract.Reading) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.current[r.Sensor] = r
-	p.dirty = true
-}
-
-// Current returns the sensors of the current snapshot (sorted ids).
-func (p *Publisher) Current() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ids := make([]string, 0, len(p.current))
-	for id := range p.current {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 func (p *Publisher) setLink(f func(*Link)) {

@@ -172,6 +172,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	}
 	p.markRetained()
 	p.publishRetained(c)
+	p.resendCurrent()
+	p.publishCurrent(c)
 	// Telemetry committed up to now was buffered while there was no live
 	// session: messages carrying any of it are "historical".
 	liveAfter, err := p.st.LastID(store.Telemetry)
@@ -183,8 +185,8 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	inflightBytes := 0
 	var nextSend time.Time // pacing: earliest time of the next publish (RateBytes)
 	var pace <-chan time.Time
-	tick := time.NewTicker(CurrentInterval)
-	defer tick.Stop()
+	cur := newCurrentTimer()
+	defer cur.t.Stop()
 	storeRetry := (<-chan time.Time)(nil)
 	for {
 		// Fill the window, highest-priority stream first, within the
@@ -219,6 +221,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			}
 		}
 		p.setLink(func(l *Link) { l.InFlight = len(inflight) })
+		cur.arm(p)
 
 		var done <-chan struct{}
 		var timeout <-chan time.Time
@@ -251,11 +254,13 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		case <-p.st.Notify():
 		case <-storeRetry:
 			storeRetry = nil
-		case <-tick.C:
+		case <-cur.t.C:
+			cur.fired()
 			p.publishCurrent(c)
 		case <-p.retainedCh:
 			p.publishStatus(c)
 			p.publishRetained(c)
+			p.publishCurrent(c)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -102,17 +101,8 @@ func (p *Publisher) SetSensors(ids []string) {
 }
 
 func (p *Publisher) setSensorsLocked(ids []string) {
-	keep := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		keep[id] = true
-	}
 	p.opts.Sensors = append([]string(nil), ids...)
-	for id := range p.current {
-		if !keep[id] {
-			delete(p.current, id)
-			p.dirty = true
-		}
-	}
+	p.cur.keep(ids)
 	p.status.dirty = true
 }
 
@@ -190,27 +180,6 @@ func (p *Publisher) publishStatus(c mqtt.Client) {
 	b := encodeStatus(p.statusLocked(true))
 	p.mu.Unlock()
 	c.Publish(p.Topic(contract.KindStatus), 1, true, b)
-}
-
-func (p *Publisher) publishCurrent(c mqtt.Client) {
-	p.mu.Lock()
-	if !p.dirty {
-		p.mu.Unlock()
-		return
-	}
-	cur := contract.Current{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, TS: time.Now().UnixMilli()}
-	for _, r := range p.current {
-		cur.Readings = append(cur.Readings, r)
-	}
-	p.dirty = false
-	p.mu.Unlock()
-	sort.Slice(cur.Readings, func(i, j int) bool { return cur.Readings[i].Sensor < cur.Readings[j].Sensor })
-	b, err := contract.Marshal(cur)
-	if err != nil {
-		p.log.Error("encode current snapshot", "err", err)
-		return
-	}
-	c.Publish(p.Topic(contract.KindCurrent), 1, true, b)
 }
 
 func (p *Publisher) publishWait(ctx context.Context, c mqtt.Client, topic string, retained bool, payload []byte) error {

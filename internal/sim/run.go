@@ -25,7 +25,7 @@ type Options struct {
 	Subscribe      string        // broker URL to print messages from ("" = none), e.g. "tcp://127.0.0.1:1883"
 	Topic          string        // topic filter of the subscriber (default "hazmon/#")
 	Raw            bool          // subscriber prints raw JSON
-	Current        bool          // subscriber also prints the retained current snapshots (once a second)
+	Current        bool          // subscriber also prints the retained current snapshots (on a change, else every mqtt.current_interval)
 	ExcursionEvery time.Duration // methane excursion period (0 = none)
 	Seed           uint64        // noise seed
 	Duration       time.Duration // stop after this long (0 = until ctx is done)

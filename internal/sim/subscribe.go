@@ -210,7 +210,7 @@ type SubscriberConfig struct {
 	Broker   string    // broker URL, e.g. "tcp://127.0.0.1:1883"
 	Topic    string    // topic filter, e.g. "hazmon/#"
 	Raw      bool      // print "time topic payload" instead of the summary
-	Current  bool      // also print the retained "current" snapshots (they repeat telemetry every second)
+	Current  bool      // also print the retained "current" snapshots (they repeat telemetry on a change, else every mqtt.current_interval)
 	ClientID string    // MQTT client id; "" = "hazmon-sim-sub-<unix nanos>"
 	Out      io.Writer // where lines go (one Write per line)
 	Log      *slog.Logger

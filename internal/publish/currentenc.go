@@ -1,0 +1,73 @@
+package publish
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+
+	"github.com/hazmon/hazmon/internal/contract"
+)
+
+// appendReading appends r encoded exactly as contract.Marshal encodes it
+// (same fields, order and number format), without reflection. The value
+// must be finite or nil.
+func appendReading(b []byte, r contract.Reading) []byte {
+	b = append(b, `{"sensor":`...)
+	b = appendString(b, r.Sensor)
+	b = append(b, `,"type":`...)
+	b = appendString(b, r.Type)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, r.TS, 10)
+	b = append(b, `,"value":`...)
+	if r.Value == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendFloat(b, *r.Value)
+	}
+	b = append(b, `,"unit":`...)
+	b = appendString(b, r.Unit)
+	b = append(b, `,"status":`...)
+	b = appendString(b, r.Status)
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, r.Error)
+	}
+	if r.Code != "" {
+		b = append(b, `,"code":`...)
+		b = appendString(b, r.Code)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string as encoding/json writes it:
+// printable ASCII directly, anything else (escapes, HTML characters,
+// non-ASCII) through encoding/json itself.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendFloat appends a finite float64 as encoding/json writes it: the
+// shortest form that reads back the same, with an exponent below 1e-6
+// and from 1e21 (ES6 number-to-string), e-07 written e-7.
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
