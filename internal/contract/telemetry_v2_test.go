@@ -307,7 +307,7 @@ func TestSplitTelemetry_BothAndEither(t *testing.T) {
 			t.Errorf("split %s = %s | %s", c.in, a, b)
 		}
 	}
-	
+
 }
 
 // batchMax is the default readings per telemetry message (mqtt.batch_max).

@@ -35,7 +35,7 @@ type Registry struct {
 	// telemetry message names the table it indexes by it.
 	Reg   string
 	index *contract.TelemetryV2Index
-	mine string // the MT/T uplink's mine code, "" without one
+	mine  string // the MT/T uplink's mine code, "" without one
 }
 
 // Build makes the registry of cfg (validated). codes is the regulator's
