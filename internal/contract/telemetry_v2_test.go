@@ -85,7 +85,7 @@ func TestTelemetryV2_WorkedExample(t *testing.T) {
 	if string(v2) != want {
 		t.Fatalf("v2\n got %s\nwant %s", v2, want)
 	}
-	t.Logf("reg %s; v1 %d bytes, v2 %d bytes", contract.RegHash(sensors), len(v1), len(v2))
+	t.Logf("reg %s; v1 %d bytes, v2 %d bytes\n%s", contract.RegHash(sensors), len(v1), len(v2), v1)
 	sameReadings(t, sensors, v1, v2)
 }
 
