@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strconv"
+
+	"github.com/hazmon/hazmon/internal/reading"
 )
 
 // Compact telemetry (contract v2), published on
@@ -106,13 +109,14 @@ type TelemetryHead struct {
 // (encoded Reading objects) into reused buffers, without encoding/json.
 // It is not safe for concurrent use.
 type TelemetryV2Encoder struct {
-	prefix []byte // {"v":2,"agent":"..","site":"..","seq":
-	buf    []byte
-	st     []byte // the "s" list under construction
-	n      int    // readings added
-	lastTS int64
-	next   int // index the next reading continues the open group with (-1: none open)
-	x      *TelemetryV2Index
+	prefix  []byte // {"v":2,"agent":"..","site":"..","seq":
+	buf     []byte
+	st      []byte // the "s" list under construction
+	scratch []byte // AddValue's fields
+	n       int    // readings added
+	lastTS  int64
+	next    int // index the next reading continues the open group with (-1: none open)
+	x       *TelemetryV2Index
 }
 
 // NewTelemetryV2Encoder returns an encoder for the agent and site.
@@ -158,6 +162,57 @@ func (e *TelemetryV2Encoder) Add(record []byte) error {
 	if err != nil {
 		return err
 	}
+	e.add(r)
+	return nil
+}
+
+// AddValue appends one reading given by its fields (for records that are
+// not encoded Readings): sample time ts (unix ms), value v (ignored for a
+// fault), status and, for a fault, code. The output is the same as Add's
+// for the Reading that FromReading makes of them: a value is written as
+// encoding/json writes it before it is turned into an integer.
+func (e *TelemetryV2Encoder) AddValue(sensor string, ts int64, v float64, status, code string) {
+	nonFinite := math.IsNaN(v) || math.IsInf(v, 0)
+	switch {
+	case status == string(reading.StatusFault):
+		if code == "" {
+			code = string(nonFiniteCode(v))
+		}
+	case nonFinite:
+		status, code = string(reading.StatusFault), string(nonFiniteCode(v))
+	}
+	sc := append(e.scratch[:0], sensor...)
+	sc = append(sc, status...)
+	sc = append(sc, code...)
+	a, b, c := len(sensor), len(sensor)+len(status), len(sc)
+	if status != string(reading.StatusFault) {
+		sc = appendJSONFloat(sc, v)
+	}
+	e.scratch = sc
+	r := rawReading{sensor: sc[:a], status: sc[a:b], code: sc[b:c], ts: ts}
+	if len(sc) > c {
+		r.value = sc[c:]
+	}
+	e.add(r)
+}
+
+// appendJSONFloat appends f as encoding/json writes a float64.
+func appendJSONFloat(b []byte, f float64) []byte {
+	abs, format := math.Abs(f), byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' { // e-09 → e-9, as encoding/json does
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+func (e *TelemetryV2Encoder) add(r rawReading) {
 	idx, dec, known := e.x.lookup(r.sensor)
 	b := e.buf
 	if e.n == 0 {
@@ -219,7 +274,6 @@ func (e *TelemetryV2Encoder) Add(record []byte) error {
 	}
 	e.buf = b
 	e.n++
-	return nil
 }
 
 // Finish closes the message and appends it to dst. A message needs at

@@ -265,6 +265,16 @@ func TestTelemetryV2_EncoderReusesItsBuffers(t *testing.T) {
 	if allocs > 0 {
 		t.Errorf("%v allocations per message of 200 readings, want 0", allocs)
 	}
+	allocs = testing.AllocsPerRun(20, func() {
+		e.Begin(contract.TelemetryHead{Seq: 1, First: 1, Last: 200}, x)
+		for i, s := range sensors {
+			e.AddValue(s.ID, 1700000000000, float64(i)/100, "normal", "")
+		}
+		out = e.Finish(out[:0])
+	})
+	if allocs > 0 {
+		t.Errorf("AddValue: %v allocations per message of 200 readings, want 0", allocs)
+	}
 }
 
 // Records that are not readings are refused (the store dead-letters them).
@@ -312,3 +322,49 @@ func TestSplitTelemetry_BothAndEither(t *testing.T) {
 
 // batchMax is the default readings per telemetry message (mqtt.batch_max).
 const batchMax = 200
+
+// AddValue, for records that are not encoded Readings, writes exactly what
+// Add writes for the Reading FromReading makes of the same fields.
+func TestTelemetryV2_AddValueMatchesAdd(t *testing.T) {
+	var sensors []contract.PointSensor
+	for i := range 10 {
+		sensors = append(sensors, point(fmt.Sprintf("S-%d", i), i, i%4))
+	}
+	x := contract.NewTelemetryV2Index(sensors)
+	rng := rand.New(rand.NewPCG(5, 6))
+	values := []float64{0, -0.5, 12.25, 1e-7, 3.4e21, -273.15, 0.1 + 0.2, 123456789.125, 1.5e-3, 7, math.NaN(), math.Inf(-1), 1e-9, 5e-324}
+	var rs []reading.Reading
+	for i := range 300 {
+		r := reading.Reading{Sensor: fmt.Sprintf("S-%d", rng.IntN(12)), Type: "methane", Unit: "%CH4",
+			Time: time.UnixMilli(1700000000000 + int64(i/5)*100), Value: values[rng.IntN(len(values))], Status: reading.StatusNormal}
+		if rng.IntN(2) == 0 {
+			r.Value = math.Round(rng.Float64()*1e5) / 1000
+		}
+		switch rng.IntN(6) {
+		case 0:
+			r.Status, r.Code, r.Err = reading.StatusFault, reading.CodeTimeout, "no reply"
+		case 1:
+			r.Status = reading.StatusFault // no code
+		case 2:
+			r.Status = reading.StatusAlarm
+		}
+		rs = append(rs, r)
+	}
+	h := contract.TelemetryHead{Seq: 4, Epoch: 1, First: 10, Last: 309}
+	byRecord, byValue := contract.NewTelemetryV2Encoder("gw", "s"), contract.NewTelemetryV2Encoder("gw", "s")
+	byRecord.Begin(h, x)
+	byValue.Begin(h, x)
+	for _, r := range rs {
+		if err := byRecord.Add(record(t, r)); err != nil {
+			t.Fatal(err)
+		}
+		byValue.AddValue(r.Sensor, r.Time.UnixMilli(), r.Value, string(r.Status), string(r.Code))
+	}
+	a, b := byRecord.Finish(nil), byValue.Finish(nil)
+	if string(a) != string(b) {
+		t.Fatalf("Add and AddValue differ:\n%s\n%s", a, b)
+	}
+	if err := contract.Validate(contract.KindTelemetryV2, b); err != nil {
+		t.Fatal(err)
+	}
+}
