@@ -25,9 +25,12 @@ import (
 //	    then every sensor is named by its id).
 //	  - d is a list of groups [dt, sensor, value, value, ...]: readings of
 //	    the sensors sensor, sensor+1, ... (registry indexes) sampled at one
-//	    time, t0 + the sum of the dt of this and the earlier groups (unix
-//	    ms; a dt may be negative after a clock step). A sensor missing from
-//	    the registry is named by its id (a string) and its group holds one
+//	    time, dt ms after the reading before (the first: after t0; negative
+//	    after a clock step). Readings of consecutive sensors sampled at
+//	    different times (one request per sensor) share a group with a list
+//	    of dts, one per value, each since the reading before:
+//	    [[dt, dt, ...], sensor, value, ...]. A sensor missing from the
+//	    registry is named by its id (a string) and its group holds one
 //	    value.
 //	  - a value is an integer n, meaning n / 10^decimals of the sensor's
 //	    registry entry; or a string holding the value as a JSON number,
@@ -113,10 +116,17 @@ type TelemetryV2Encoder struct {
 	buf     []byte
 	st      []byte // the "s" list under construction
 	scratch []byte // AddValue's fields
-	n       int    // readings added
-	lastTS  int64
-	next    int // index the next reading continues the open group with (-1: none open)
-	x       *TelemetryV2Index
+	// the open group: its sensor (index or quoted id), one dt per value
+	// (since the reading before), the values written so far
+	open   bool
+	varied bool // its readings are not all at one time
+	head   []byte
+	dts    []int64
+	vals   []byte
+	n      int // readings added
+	lastTS int64
+	next   int // index the next reading continues the open group with (-1: none open)
+	x      *TelemetryV2Index
 }
 
 // NewTelemetryV2Encoder returns an encoder for the agent and site.
@@ -132,8 +142,8 @@ func NewTelemetryV2Encoder(agent, site string) *TelemetryV2Encoder {
 // Begin starts a message with head h indexed by x (nil: no registry; every
 // sensor is named by its id).
 func (e *TelemetryV2Encoder) Begin(h TelemetryHead, x *TelemetryV2Index) {
-	e.x, e.n, e.next = x, 0, -1
-	e.st = e.st[:0]
+	e.x, e.n, e.next, e.open, e.varied = x, 0, -1, false, false
+	e.st, e.dts, e.vals = e.st[:0], e.dts[:0], e.vals[:0]
 	b := append(e.buf[:0], e.prefix...)
 	b = strconv.AppendUint(b, h.Seq, 10)
 	if h.Epoch > 0 {
@@ -214,40 +224,49 @@ func appendJSONFloat(b []byte, f float64) []byte {
 
 func (e *TelemetryV2Encoder) add(r rawReading) {
 	idx, dec, known := e.x.lookup(r.sensor)
-	b := e.buf
 	if e.n == 0 {
-		b = strconv.AppendInt(b, r.ts, 10)
-		b = append(b, `,"d":[`...)
+		e.buf = strconv.AppendInt(e.buf, r.ts, 10)
+		e.buf = append(e.buf, `,"d":[`...)
 		e.lastTS = r.ts
 	}
-	if !known || idx != e.next || r.ts != e.lastTS || e.n == 0 {
-		if e.n > 0 {
-			b = append(b, "],"...)
-		}
-		b = append(b, '[')
-		b = strconv.AppendInt(b, r.ts-e.lastTS, 10)
-		b = append(b, ',')
+	// A group goes on with the next sensor. Its readings share one time,
+	// or (one request per sensor) each has its own: a run of two or more
+	// at one time ends at the first reading at another, which starts a
+	// group of its own.
+	sameRunEnds := r.ts != e.lastTS && len(e.dts) >= 2 && !e.varied
+	if !known || idx != e.next || e.n == 0 || sameRunEnds {
+		e.closeGroup()
+		e.open = true
+		e.head = e.head[:0]
 		if known {
-			b = strconv.AppendInt(b, int64(idx), 10)
+			e.head = strconv.AppendInt(e.head, int64(idx), 10)
 		} else {
-			b = append(b, '"')
-			b = append(b, r.sensor...)
-			b = append(b, '"')
+			e.head = append(e.head, '"')
+			e.head = append(e.head, r.sensor...)
+			e.head = append(e.head, '"')
 		}
-		e.lastTS = r.ts
 	}
-	b = append(b, ',')
+	if len(e.dts) > 0 && r.ts != e.lastTS {
+		e.varied = true
+	}
+	e.dts = append(e.dts, r.ts-e.lastTS)
+	e.lastTS = r.ts
+	v := e.vals
+	if len(e.dts) > 1 {
+		v = append(v, ',')
+	}
 	fault := bytes.Equal(r.status, statusFault)
 	switch n, ok := decimalInt(r.value, dec); {
 	case fault || r.value == nil:
-		b = append(b, "null"...)
+		v = append(v, "null"...)
 	case known && ok:
-		b = strconv.AppendInt(b, n, 10)
+		v = strconv.AppendInt(v, n, 10)
 	default:
-		b = append(b, '"')
-		b = append(b, r.value...)
-		b = append(b, '"')
+		v = append(v, '"')
+		v = append(v, r.value...)
+		v = append(v, '"')
 	}
+	e.vals = v
 	e.next = -1
 	if known {
 		e.next = idx + 1
@@ -272,8 +291,39 @@ func (e *TelemetryV2Encoder) add(r rawReading) {
 		}
 		e.st = append(e.st, ']')
 	}
-	e.buf = b
 	e.n++
+}
+
+// closeGroup writes the open group: [dt, sensor, values...] when its
+// readings share one time, [[dt, dt, ...], sensor, values...] (one dt per
+// value, each since the reading before) when they do not.
+func (e *TelemetryV2Encoder) closeGroup() {
+	if !e.open {
+		return
+	}
+	b := e.buf
+	if b[len(b)-1] != '[' {
+		b = append(b, ',')
+	}
+	b = append(b, '[')
+	if !e.varied {
+		b = strconv.AppendInt(b, e.dts[0], 10)
+	} else {
+		b = append(b, '[')
+		for i, d := range e.dts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, d, 10)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, ',')
+	b = append(b, e.head...)
+	b = append(b, ',')
+	b = append(b, e.vals...)
+	e.buf = append(b, ']')
+	e.open, e.varied, e.dts, e.vals = false, false, e.dts[:0], e.vals[:0]
 }
 
 // Finish closes the message and appends it to dst. A message needs at
@@ -282,8 +332,9 @@ func (e *TelemetryV2Encoder) Finish(dst []byte) []byte {
 	if e.n == 0 {
 		return dst
 	}
+	e.closeGroup()
 	dst = append(dst, e.buf...)
-	dst = append(dst, "]]"...)
+	dst = append(dst, ']')
 	if len(e.st) > 0 {
 		dst = append(dst, `,"s":[`...)
 		dst = append(dst, e.st...)

@@ -105,11 +105,21 @@ func (c *Consumer) Decode(payload []byte) ([]Reading, error) {
 		if len(g) < 3 {
 			return nil, fmt.Errorf("v2consumer: group %d has %d elements", gi, len(g))
 		}
-		var dt int64
-		if err := json.Unmarshal(g[0], &dt); err != nil {
-			return nil, fmt.Errorf("v2consumer: group %d dt: %w", gi, err)
+		// dt: one for the group (every value at ts+dt) or one per value,
+		// each since the reading before.
+		var dts []int64
+		if bytes.HasPrefix(g[0], []byte(`[`)) {
+			if err := json.Unmarshal(g[0], &dts); err != nil || len(dts) != len(g)-2 {
+				return nil, fmt.Errorf("v2consumer: group %d: %d dts for %d values (%v)", gi, len(dts), len(g)-2, err)
+			}
+		} else {
+			var dt int64
+			if err := json.Unmarshal(g[0], &dt); err != nil {
+				return nil, fmt.Errorf("v2consumer: group %d dt: %w", gi, err)
+			}
+			dts = make([]int64, len(g)-2)
+			dts[0] = dt
 		}
-		ts += dt
 		var first int
 		var byID string
 		if bytes.HasPrefix(g[1], []byte(`"`)) {
@@ -123,6 +133,7 @@ func (c *Consumer) Decode(payload []byte) ([]Reading, error) {
 			return nil, fmt.Errorf("v2consumer: group %d sensor: %w", gi, err)
 		}
 		for k, raw := range g[2:] {
+			ts += dts[k]
 			r := Reading{TS: ts, Status: "normal", Sensor: byID}
 			dec := 0
 			if byID == "" {
