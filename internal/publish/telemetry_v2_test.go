@@ -37,42 +37,55 @@ func drainTelemetry(t *testing.T, mode string) map[string]map[uint64][]byte {
 	stop := func() { cancel(); <-done }
 	defer stop()
 	got := map[string]map[uint64][]byte{}
+	add := func(m brokertest.Message) {
+		kind := strings.TrimPrefix(m.Topic, "hazmon/v1/site-0001/gw-01/")
+		if kind != contract.KindTelemetry && kind != contract.KindTelemetryV2 {
+			return
+		}
+		var h struct{ Seq uint64 }
+		if err := json.Unmarshal(m.Payload, &h); err != nil {
+			t.Fatal(err)
+		}
+		if got[kind] == nil {
+			got[kind] = map[uint64][]byte{}
+		}
+		got[kind][h.Seq] = m.Payload
+	}
+	// Until the buffer is drained (every message acknowledged by the
+	// broker) and the subscriber has what the broker had: 3 messages on
+	// each topic the mode uses, nothing more within a moment.
+	want := map[string]int{contract.KindTelemetry: 3, contract.KindTelemetryV2: 3}
+	switch mode {
+	case config.TelemetryV1:
+		want[contract.KindTelemetryV2] = 0
+	case config.TelemetryV2:
+		want[contract.KindTelemetry] = 0
+	}
 	deadline := time.After(wait)
 	for {
 		st, _ := s.Stats()
-		if pend, out := st.Depth(); pend == 0 && out == 0 {
-			break // every message acknowledged: all of them were received before their PUBACK
+		pend, out := st.Depth()
+		if pend == 0 && out == 0 && len(got[contract.KindTelemetry]) >= want[contract.KindTelemetry] &&
+			len(got[contract.KindTelemetryV2]) >= want[contract.KindTelemetryV2] {
+			break
 		}
 		select {
 		case m := <-sub:
-			kind := strings.TrimPrefix(m.Topic, "hazmon/v1/site-0001/gw-01/")
-			if kind != contract.KindTelemetry && kind != contract.KindTelemetryV2 {
-				continue
-			}
-			var h struct{ Seq uint64 }
-			if err := json.Unmarshal(m.Payload, &h); err != nil {
-				t.Fatal(err)
-			}
-			if got[kind] == nil {
-				got[kind] = map[uint64][]byte{}
-			}
-			got[kind][h.Seq] = m.Payload
+			add(m)
 		case <-deadline:
-			t.Fatalf("buffer not drained; got %d v1, %d v2 messages", len(got[contract.KindTelemetry]), len(got[contract.KindTelemetryV2]))
+			t.Fatalf("buffer depth %d+%d; got %d v1, %d v2 messages", pend, out, len(got[contract.KindTelemetry]), len(got[contract.KindTelemetryV2]))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for len(sub) > 0 { // what arrived after the last check
-		m := <-sub
-		kind := strings.TrimPrefix(m.Topic, "hazmon/v1/site-0001/gw-01/")
-		if kind == contract.KindTelemetry || kind == contract.KindTelemetryV2 {
-			var h struct{ Seq uint64 }
-			_ = json.Unmarshal(m.Payload, &h)
-			if got[kind] == nil {
-				got[kind] = map[uint64][]byte{}
-			}
-			got[kind][h.Seq] = m.Payload
+	settle := time.After(300 * time.Millisecond) // anything more (there should be nothing)
+	for {
+		select {
+		case m := <-sub:
+			add(m)
+			continue
+		case <-settle:
 		}
+		break
 	}
 	return got
 }
