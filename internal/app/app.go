@@ -347,6 +347,11 @@ func (a *App) openUplink(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	// The backlog of the last run is formed from the first connect on:
+	// v2 messages index the registry from the start (publishPoints keeps
+	// it current).
+	reg, _ := registryOf(cfg)
+	pub.SetTelemetryIndex(reg.Index())
 	a.mu.Lock()
 	a.pub = pub
 	a.mu.Unlock()

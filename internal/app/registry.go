@@ -48,5 +48,6 @@ func (a *App) publishPoints(ctx context.Context) {
 		a.log.Error("encode the point registry", "err", err)
 		return
 	}
+	pub.SetTelemetryIndex(p.reg.Index())
 	pub.SetRetained(contract.KindPoints, b)
 }

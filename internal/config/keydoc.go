@@ -37,6 +37,7 @@ var keyDocs = map[string]keyDoc{
 	"mqtt.connect_timeout":          {(10 * time.Second).String(), "How long one connection attempt to one broker may take."},
 	"mqtt.publish_timeout":          {(10 * time.Second).String(), "How long to wait for a PUBACK before the link is taken for dead and the message is sent again from the buffer."},
 	"mqtt.batch_max":                {fmt.Sprint(DefaultBatchMax), "Most readings in one telemetry message (1..10000)."},
+	"mqtt.telemetry":                {DefaultTelemetry, "Telemetry encoding: v1 (…/telemetry, contract v1), v2 (compact, …/telemetry/v2: sensors by registry index, integer values, about a twentieth of the bytes) or both (every message on both topics with the same seq and rec)."},
 	"mqtt.window_bytes":             {fmt.Sprint(DefaultWindowBytes), "Payload bytes waiting for PUBACKs during a backlog replay."},
 	"mqtt.current_deadband": {fmt.Sprint(DefaultCurrentDeadband), "Retained …/current: a value moving by more than this many steps of its sensor's resolution (sensors[].resolution) " +
 		"from the one last published, or a change of status, republishes it at once (at most once a second); 0: any change."},

@@ -123,6 +123,7 @@ func TestKeys_TypesAndDefaults(t *testing.T) {
 		"agent.data_dir":                {"string", DefaultDataDir},
 		"mqtt.brokers":                  {"list of string", "required"},
 		"mqtt.keepalive":                {"duration", "30s"},
+		"mqtt.telemetry":                {"string", "v1"},
 		"buses":                         {"list", ""},
 		"buses[].max_gap":               {"int", "10"},
 		"sensors[].scale":               {"number", "1"},

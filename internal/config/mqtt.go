@@ -131,6 +131,9 @@ func (c *Config) validateMQTT(k *checker) {
 	if m.BatchMax < 1 || m.BatchMax > 10000 {
 		k.errf("mqtt.batch_max", "%d is outside 1..10000", m.BatchMax)
 	}
+	if !oneOf(m.Telemetry, TelemetryV1, TelemetryV2, TelemetryBoth) {
+		k.errf("mqtt.telemetry", "%q: want v1, v2 or both", m.Telemetry)
+	}
 	if m.WindowBytes < 0 {
 		k.errf("mqtt.window_bytes", "must not be negative")
 	}

@@ -178,3 +178,28 @@ func TestValidate_TLSBesidePlaintextBrokers(t *testing.T) {
 		}
 	}
 }
+
+// mqtt.telemetry defaults to v1, accepts v1, v2 and both, and refuses
+// anything else with the file, line and key.
+func TestValidate_TelemetryEncoding(t *testing.T) {
+	l, err := Parse("h.yaml", []byte(validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Config.MQTT.Telemetry != DefaultTelemetry || DefaultTelemetry != "v1" {
+		t.Fatalf("default telemetry %q, want v1", l.Config.MQTT.Telemetry)
+	}
+	for _, v := range []string{"v1", "v2", "both"} {
+		l, err := Parse("h.yaml", []byte(withMQTT("  brokers: [\"tcp://127.0.0.1:1883\"]\n  telemetry: "+v+"\n")))
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if l.Config.MQTT.Telemetry != v {
+			t.Fatalf("telemetry %q, want %q", l.Config.MQTT.Telemetry, v)
+		}
+	}
+	_, err = Parse("h.yaml", []byte(withMQTT("  brokers: [\"tcp://127.0.0.1:1883\"]\n  telemetry: v3\n")))
+	if err == nil || !strings.Contains(err.Error(), "h.yaml:") || !strings.Contains(err.Error(), "mqtt.telemetry") || !strings.Contains(err.Error(), "v1, v2 or both") {
+		t.Fatalf("telemetry v3: %v", err)
+	}
+}

@@ -53,6 +53,10 @@ type MQTT struct {
 	ConnectTimeout Duration `yaml:"connect_timeout"` // default 10s
 	PublishTimeout Duration `yaml:"publish_timeout"` // wait for a PUBACK; default 10s
 	BatchMax       int      `yaml:"batch_max"`       // max readings in one telemetry message; default 200
+	// Telemetry chooses the telemetry encoding: TelemetryV1 (…/telemetry,
+	// the default), TelemetryV2 (compact, …/telemetry/v2) or
+	// TelemetryBoth (each message in both, same seq and rec).
+	Telemetry string `yaml:"telemetry"`
 	// WindowBytes bounds the payload bytes waiting for a PUBACK (default
 	// 64 KiB); RateBytes caps the bytes per second of a backlog replay
 	// (0 = unlimited): set it below a slow uplink's capacity so keepalive

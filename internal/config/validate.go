@@ -32,6 +32,15 @@ const (
 	DefaultFaultAfter = 2
 )
 
+// The telemetry encodings (mqtt.telemetry). DefaultTelemetry is v1 until
+// the platform reads v2 (contract v2, README "Compact telemetry").
+const (
+	TelemetryV1      = "v1"   // …/telemetry only, contract v1 as before
+	TelemetryV2      = "v2"   // …/telemetry/v2 only
+	TelemetryBoth    = "both" // every message on both topics, same seq and rec
+	DefaultTelemetry = TelemetryV1
+)
+
 // DefaultReconnectMax caps the MQTT reconnect back-off (mqtt.reconnect_max):
 // after a broker outage a buffered alarm reaches the bureau within about
 // this long of the broker's return (a 60 s cap made it 74 s, issue 10).
@@ -125,6 +134,9 @@ func applyDefaults(c *Config) {
 	}
 	if c.MQTT.BatchMax == 0 {
 		c.MQTT.BatchMax = DefaultBatchMax
+	}
+	if c.MQTT.Telemetry == "" {
+		c.MQTT.Telemetry = DefaultTelemetry
 	}
 	if c.Buffer.MaxBytes == 0 {
 		c.Buffer.MaxBytes = DefaultBufferBytes

@@ -1,6 +1,8 @@
 // Package contract holds the platform contract (v1): the Go types of every
 // MQTT payload hazmon publishes, their encoding, the topic names and the
 // JSON Schemas (draft 2020-12) that tests validate received payloads against.
+// Compact telemetry (contract v2, …/telemetry/v2, opt-in) is in
+// telemetry_v2.go.
 //
 // Encoding rules: times are unix milliseconds; a fault carries "value":null
 // (never an invented number); every number must be finite, so encoding a

@@ -9,13 +9,18 @@ const KindPoints = "points"
 // topics: each sensor's unit, range, limits in force (after location
 // presets and type defaults, with the source of each), the outputs it cuts
 // (its cut-off area), what it feeds; each output and what controls it; the
-// warning groups. Hash identifies the content (not TS or calibration).
+// warning groups. Hash identifies the content (not TS or calibration);
+// Reg identifies only the sensor table a compact (v2) telemetry message
+// indexes (RegHash: the ids and decimals in index order), so that a
+// change of limits does not make a consumer wait for a new table. Reg is
+// absent in registries of agents older than contract v2.
 type Points struct {
 	V       int           `json:"v"`
 	Agent   string        `json:"agent"`
 	Site    string        `json:"site"`
 	TS      int64         `json:"ts"`
 	Hash    string        `json:"hash"`
+	Reg     string        `json:"reg,omitempty"`
 	Sensors []PointSensor `json:"sensors"`
 	Outputs []PointOutput `json:"outputs"`
 	Groups  []PointGroup  `json:"groups"`
@@ -29,17 +34,24 @@ type PointSensor struct {
 	// TypeCode is the regulator's 4-digit sensor type code (MT/T
 	// 1201.1-2023; "" when unknown), PointCode its point code, Kind MN
 	// (analog) or KG (switch).
-	TypeCode  string    `json:"type_code"`
-	PointCode string    `json:"point_code"`
-	Kind      string    `json:"kind"`
-	Unit      string    `json:"unit"`
-	Range     []float64 `json:"range,omitempty"` // [min, max] valid engineering range
-	Bus       string    `json:"bus,omitempty"`   // "" for a GPIO input
-	Location  string    `json:"location,omitempty"`
-	Place     string    `json:"place,omitempty"`
-	X         *float64  `json:"x,omitempty"`
-	Y         *float64  `json:"y,omitempty"`
-	Z         *float64  `json:"z,omitempty"`
+	TypeCode  string `json:"type_code"`
+	PointCode string `json:"point_code"`
+	Kind      string `json:"kind"`
+	Unit      string `json:"unit"`
+	// Resolution is the step its values are compared in by the safety
+	// rules (engineering units). Decimals is the number of decimals its
+	// values are written with when they are whole: a compact (v2)
+	// telemetry value n means n / 10^Decimals. Both are absent in
+	// registries of agents older than contract v2 (Decimals also when 0).
+	Resolution float64   `json:"resolution,omitempty"`
+	Decimals   int       `json:"decimals,omitempty"`
+	Range      []float64 `json:"range,omitempty"` // [min, max] valid engineering range
+	Bus        string    `json:"bus,omitempty"`   // "" for a GPIO input
+	Location   string    `json:"location,omitempty"`
+	Place      string    `json:"place,omitempty"`
+	X          *float64  `json:"x,omitempty"`
+	Y          *float64  `json:"y,omitempty"`
+	Z          *float64  `json:"z,omitempty"`
 	// Limits are the rules in force.
 	Limits []PointLimit `json:"limits"`
 	// Cuts: the outputs its rules cut (its cut-off area); FeedOf: the

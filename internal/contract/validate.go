@@ -55,15 +55,16 @@ func compileSchemas() (map[string]*jsonschema.Schema, error) {
 }
 
 // Validate checks payload against the schema of kind (KindTelemetry,
-// KindAlarm, KindEvent, KindStatus, KindCurrent, KindAlarms, KindOutputs,
-// or "reading"). It returns
+// KindTelemetryV2, KindAlarm, KindEvent, KindStatus, KindCurrent,
+// KindAlarms, KindOutputs, KindPoints, KindStats or "reading"; a kind's
+// schema file is its name with '/' as '_'). It returns
 // an error naming the kind and every violation, or nil if payload conforms.
 func Validate(kind string, payload []byte) error {
 	schemas, err := compiled()
 	if err != nil {
 		return err
 	}
-	s, ok := schemas[kind]
+	s, ok := schemas[strings.ReplaceAll(kind, "/", "_")]
 	if !ok {
 		return fmt.Errorf("contract: no schema for kind %q", kind)
 	}

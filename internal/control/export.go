@@ -193,13 +193,20 @@ type exporter struct {
 }
 
 // message splits an outbox message into its records: a telemetry message
-// carries many readings, an alarm or event message is one record.
+// carries many readings (its v1 form; a v2-only message is one record),
+// an alarm or event message is one record.
 func (ex *exporter) message(m store.Message) error {
 	if m.Stream != store.Telemetry {
 		return ex.record(m.Stream, "outbox", m.Seq, m.OldestTS.UnixMilli(), m.Payload)
 	}
+	v1, v2 := contract.SplitTelemetry(m.Payload) // mqtt.telemetry both or v2
+	if v1 == nil {
+		// Compact only: its readings need the registry to be read, so the
+		// message is exported whole, as published on …/telemetry/v2.
+		return ex.record(m.Stream, "outbox", m.Seq, m.OldestTS.UnixMilli(), v2)
+	}
 	var t contract.Telemetry
-	if err := json.Unmarshal(m.Payload, &t); err != nil {
+	if err := json.Unmarshal(v1, &t); err != nil {
 		return fmt.Errorf("telemetry message seq %d: %w", m.Seq, err)
 	}
 	for _, raw := range t.Readings {
@@ -242,6 +249,10 @@ func (ex *exporter) record(s store.Stream, state string, seq uint64, ts int64, d
 		string(s), state, strconv.FormatUint(seq, 10), "", "", "", "", "", ""}
 	switch s {
 	case store.Telemetry:
+		if _, v2 := contract.SplitTelemetry(data); v2 != nil { // a compact message, whole
+			row[10] = "telemetry v2 message " + string(v2)
+			break
+		}
 		var r contract.Reading
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("telemetry record: %w", err)

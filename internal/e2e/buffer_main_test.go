@@ -255,6 +255,8 @@ type agentConfig struct {
 	PubTimeout  string
 	ConnTimeout string
 	BusTimeout  string // Modbus transaction timeout; default 1s
+	Telemetry   string // mqtt.telemetry; "" leaves the default (v1)
+	Scale       string // sensors' scale; "" leaves the default (1)
 }
 
 func (c agentConfig) write(t *testing.T) string {
@@ -265,6 +267,9 @@ func (c agentConfig) write(t *testing.T) string {
 	fmt.Fprintf(&b, "  keepalive: %s\n  connect_timeout: %s\n  publish_timeout: %s\n", or(c.KeepAlive, "3s"), or(c.ConnTimeout, "2s"), or(c.PubTimeout, "3s"))
 	if c.BatchMax > 0 {
 		fmt.Fprintf(&b, "  batch_max: %d\n", c.BatchMax)
+	}
+	if c.Telemetry != "" {
+		fmt.Fprintf(&b, "  telemetry: %s\n", c.Telemetry)
 	}
 	if len(c.TLS) > 0 {
 		b.WriteString("  tls:\n")
@@ -284,8 +289,12 @@ func (c agentConfig) write(t *testing.T) string {
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\n", or(c.LogLevel, "info"))
 	fmt.Fprintf(&b, "buses:\n  - {name: site, protocol: tcp, address: %q, timeout: %s}\nsensors:\n", c.SlaveAddr, or(c.BusTimeout, "1s"))
 	for u := 1; u <= c.Sensors; u++ {
-		fmt.Fprintf(&b, "  - {id: %s-%d, type: flow, bus: site, slave: %d, table: holding, address: 0, format: uint16, unit: %q, interval: %s, range: [0, 65535]}\n",
-			or(c.SensorName, "FT"), u, u, or(c.Unit, "m3/h"), or(c.Interval, "100ms"))
+		scale := ""
+		if c.Scale != "" {
+			scale = ", scale: " + c.Scale
+		}
+		fmt.Fprintf(&b, "  - {id: %s-%d, type: flow, bus: site, slave: %d, table: holding, address: 0, format: uint16, unit: %q, interval: %s, range: [0, 65535]%s}\n",
+			or(c.SensorName, "FT"), u, u, or(c.Unit, "m3/h"), or(c.Interval, "100ms"), scale)
 	}
 	p := filepath.Join(t.TempDir(), "hazmon.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {

@@ -12,11 +12,13 @@ package points
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/decode"
 	"github.com/hazmon/hazmon/internal/mtt"
 	"github.com/hazmon/hazmon/internal/safety"
 )
@@ -27,10 +29,13 @@ type Registry struct {
 	Outputs []contract.PointOutput
 	Groups  []contract.PointGroup
 	// Hash identifies the registry's content (not its time or the
-	// calibration state): a compact telemetry message names the registry
-	// it indexes by this hash.
+	// calibration state).
 	Hash string
-	mine string // the MT/T uplink's mine code, "" without one
+	// Reg identifies the sensor table (contract.RegHash): a compact (v2)
+	// telemetry message names the table it indexes by it.
+	Reg   string
+	index *contract.TelemetryV2Index
+	mine  string // the MT/T uplink's mine code, "" without one
 }
 
 // Build makes the registry of cfg (validated). codes is the regulator's
@@ -93,6 +98,7 @@ func Build(cfg *config.Config, codes *mtt.Codes) Registry {
 			}
 		}
 		sr := srs[s.ID]
+		p.Resolution, p.Decimals = sr.Resolution, valueDecimals(s, sr.Resolution)
 		p.StaleAfterS = sr.StaleAfter.Seconds()
 		if !sr.CalibrationDue.IsZero() {
 			p.CalibrationDueTS = sr.CalibrationDue.UnixMilli()
@@ -119,7 +125,35 @@ func Build(cfg *config.Config, codes *mtt.Codes) Registry {
 		G []contract.PointGroup
 	}{r.Sensors, r.Outputs, r.Groups})
 	r.Hash = contract.ConfigHash(b)[:16]
+	r.Reg = contract.RegHash(r.Sensors)
+	r.index = contract.NewTelemetryV2Index(r.Sensors)
 	return r
+}
+
+// Index returns the sensor table compact (v2) telemetry indexes, with Reg.
+func (r Registry) Index() *contract.TelemetryV2Index { return r.index }
+
+// valueDecimals is the number of decimals a sensor's values are written
+// with: an integer-format sensor's values are rounded to the decimals of
+// its scale and offset (decode.Spec.Decimals), a bool's are 0 or 1; a
+// float sensor's values have no fixed step, so the decimals of its
+// resolution are taken (values finer than that travel as text in v2).
+func valueDecimals(s config.Sensor, resolution float64) int {
+	if s.Format != decode.FormatFloat32 && s.GPIO == nil {
+		if sp, err := decode.FromSensor(s); err == nil {
+			return sp.Decimals
+		}
+	}
+	if s.GPIO != nil || !(resolution > 0) {
+		return 0
+	}
+	for d := 0; d < 9; d++ {
+		y := resolution * math.Pow10(d)
+		if math.Abs(y-math.Round(y)) < 1e-9*math.Max(1, y) {
+			return d
+		}
+	}
+	return 9
 }
 
 func nonNil(s []string) []string {
@@ -192,7 +226,7 @@ func sourceText(s config.Sensor, from string) string {
 // Message is the registry as the retained …/points payload at now, with
 // the sensors under calibration marked.
 func (r Registry) Message(agent, site string, now time.Time, calibrating map[string]bool) contract.Points {
-	m := contract.Points{V: contract.Version, Agent: agent, Site: site, TS: now.UnixMilli(), Hash: r.Hash,
+	m := contract.Points{V: contract.Version, Agent: agent, Site: site, TS: now.UnixMilli(), Hash: r.Hash, Reg: r.Reg,
 		Sensors: slices.Clone(r.Sensors), Outputs: nonNilOutputs(r.Outputs), Groups: nonNilGroups(r.Groups)}
 	if m.Sensors == nil {
 		m.Sensors = []contract.PointSensor{}

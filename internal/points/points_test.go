@@ -108,3 +108,34 @@ func TestRegistry_PointCodesFromTheMineCode(t *testing.T) {
 		t.Fatalf("definition %+v", p)
 	}
 }
+
+// TestRegistry_CarriesWhatV2NeedsToScaleBack: each sensor's decimals (from
+// its scale, 0 for a switch) and resolution, and a reg that names the
+// sensor table alone: a limit change keeps it, a new sensor changes it.
+func TestRegistry_CarriesWhatV2NeedsToScaleBack(t *testing.T) {
+	r := Build(load(t, site), mtt.DefaultCodes())
+	ch4, _ := r.Point("CH4-101")
+	co, _ := r.Point("CO-101")
+	feed, _ := r.Point("FEED-3")
+	if ch4.Decimals != 2 || ch4.Resolution != 0.01 || co.Decimals != 0 || co.Resolution != 1 || feed.Decimals != 0 {
+		t.Fatalf("decimals/resolution: CH4 %d %v, CO %d %v, FEED %d", ch4.Decimals, ch4.Resolution, co.Decimals, co.Resolution, feed.Decimals)
+	}
+	if r.Reg != contract.RegHash(r.Sensors) || r.Index().Reg() != r.Reg || len(r.Reg) != 16 {
+		t.Fatalf("reg %q, index reg %q", r.Reg, r.Index().Reg())
+	}
+	if m := r.Message("gw-01", "site-0001", time.Unix(1, 0), nil); m.Reg != r.Reg {
+		t.Fatalf("message reg %q, want %q", m.Reg, r.Reg)
+	}
+	limits := Build(load(t, strings.Replace(site, "range: [0, 1000]", "range: [0, 500]", 1)), mtt.DefaultCodes())
+	if limits.Reg != r.Reg || limits.Hash == r.Hash {
+		t.Fatalf("a changed range: reg %s→%s (want kept), hash %s→%s (want changed)", r.Reg, limits.Reg, r.Hash, limits.Hash)
+	}
+	more := Build(load(t, site+"  - {id: CO-102, type: co, bus: plc-1, slave: 1, table: holding, address: 2, unit: ppm}\n"), mtt.DefaultCodes())
+	if more.Reg == r.Reg {
+		t.Fatal("a new sensor keeps the reg")
+	}
+	rescaled := Build(load(t, strings.Replace(site, "scale: 0.01", "scale: 0.1", 1)), mtt.DefaultCodes())
+	if rescaled.Reg == r.Reg {
+		t.Fatal("a sensor with other decimals keeps the reg")
+	}
+}

@@ -59,6 +59,11 @@ type Options struct {
 	RateBytes  int
 	BatchMax   int
 	BatchBytes int
+	// Telemetry is the telemetry encoding (mqtt.telemetry):
+	// config.TelemetryV1 ("" too), config.TelemetryV2 or
+	// config.TelemetryBoth. v2 needs the registry's table
+	// (SetTelemetryIndex).
+	Telemetry string
 	// BackoffMin and BackoffMax bound the wait between reconnect attempts
 	// (capped exponential back-off with jitter, see backoff): the first
 	// retry after a loss waits at most BackoffMin, no wait is longer than
@@ -127,6 +132,9 @@ func (o *Options) defaults() {
 	if o.BatchBytes <= 0 {
 		o.BatchBytes = DefaultBatchBytes
 	}
+	if o.Telemetry == "" {
+		o.Telemetry = config.DefaultTelemetry
+	}
 	if o.TopicPrefix == "" {
 		o.TopicPrefix = contract.DefaultTopicPrefix
 	}
@@ -146,7 +154,7 @@ func OptionsFromConfig(m config.MQTT, a config.Agent, version string, sensors []
 		Brokers: m.Brokers, ClientID: m.ClientID, Username: m.Username, PasswordFile: m.PasswordFile,
 		TopicPrefix: m.TopicPrefix, Site: a.Site, Agent: a.ID, Version: version, Sensors: sensors,
 		KeepAlive: m.KeepAlive.D(), ConnectTimeout: m.ConnectTimeout.D(), PublishTimeout: m.PublishTimeout.D(),
-		BatchMax: m.BatchMax, WindowBytes: m.WindowBytes, RateBytes: m.RateBytes,
+		BatchMax: m.BatchMax, WindowBytes: m.WindowBytes, RateBytes: m.RateBytes, Telemetry: m.Telemetry,
 		BackoffMax: m.ReconnectMax.D(), CurrentDeadband: m.CurrentDeadband, CurrentInterval: m.CurrentInterval.D(),
 	}
 	if m.TLS != (config.TLS{}) || anyTLS(m.Brokers) {

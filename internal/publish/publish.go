@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/store"
 )
@@ -72,6 +73,8 @@ type Publisher struct {
 	status   statusState     // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
+
+	v2 telemetryV2 // the compact encoding's table and encoder (telemetry_v2.go)
 }
 
 // New returns a Publisher for the queue st. It does not connect.
@@ -83,11 +86,17 @@ func New(st Queue, opts Options) (*Publisher, error) {
 		return nil, errors.New("publish: site and agent id are required")
 	}
 	opts.defaults()
+	switch opts.Telemetry {
+	case config.TelemetryV1, config.TelemetryV2, config.TelemetryBoth:
+	default:
+		return nil, fmt.Errorf("publish: telemetry encoding %q: want v1, v2 or both", opts.Telemetry)
+	}
 	if len(opts.BootID) != 32 || strings.Trim(opts.BootID, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("publish: boot id %q is not 32 lowercase hex digits", opts.BootID)
 	}
 	return &Publisher{st: st, opts: opts, log: opts.Logger, cur: newCurrentSnapshot(opts), retainedCh: make(chan struct{}, 1),
-		status: statusState{state: contract.StateOnline, since: time.Now()}}, nil
+		status: statusState{state: contract.StateOnline, since: time.Now()},
+		v2:     telemetryV2{enc: contract.NewTelemetryV2Encoder(opts.Agent, opts.Site)}}, nil
 }
 
 // Topic returns the topic of a message kind for this agent.

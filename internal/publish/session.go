@@ -158,10 +158,41 @@ func (p *Publisher) brokerList() string {
 	return strings.Join(shown, ",")
 }
 
+// flight is a message published and waiting for its PUBACK: tok, then
+// more (the v2 publish of a telemetry message sent in both encodings, nil
+// otherwise). It is acknowledged in the buffer when both came.
 type flight struct {
-	msg store.Message
-	tok mqtt.Token
-	at  time.Time
+	msg  store.Message
+	tok  mqtt.Token
+	more mqtt.Token
+	at   time.Time
+}
+
+// send publishes a stream message: a telemetry message on …/telemetry,
+// …/telemetry/v2 or both, as it was formed (contract.SplitTelemetry), so
+// that a message formed under another mqtt.telemetry is sent again as it
+// was; any other on its stream's topic.
+func (p *Publisher) send(c mqtt.Client, m store.Message) flight {
+	if m.Stream != store.Telemetry {
+		return flight{msg: m, tok: c.Publish(p.Topic(string(m.Stream)), 1, false, m.Payload)}
+	}
+	v1, v2 := contract.SplitTelemetry(m.Payload)
+	f := flight{msg: m}
+	if v1 != nil {
+		f.tok = c.Publish(p.Topic(contract.KindTelemetry), 1, false, v1)
+	}
+	if v2 != nil {
+		t := c.Publish(p.Topic(contract.KindTelemetryV2), 1, false, v2)
+		if f.tok == nil {
+			f.tok = t
+		} else {
+			f.more = t
+		}
+	}
+	if f.tok == nil { // not a payload any encoder writes; sent as it is
+		f.tok = c.Publish(p.Topic(contract.KindTelemetry), 1, false, m.Payload)
+	}
+	return f
 }
 
 // session runs one connection: the status (online or degraded), then the
@@ -208,9 +239,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			if len(inflight) > 0 && inflightBytes+len(m.Payload) > p.opts.WindowBytes {
 				break // stays in the outbox; sent again once the window has room
 			}
-			tok := c.Publish(p.Topic(string(m.Stream)), 1, false, m.Payload)
+			f := p.send(c, m)
 			now := time.Now()
-			inflight = append(inflight, flight{msg: m, tok: tok, at: now})
+			f.at = now
+			inflight = append(inflight, f)
 			inflightBytes += len(m.Payload)
 			sent[m.Stream] = m.Seq
 			if p.opts.RateBytes > 0 {
@@ -239,6 +271,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			f := inflight[0]
 			if err := f.tok.Error(); err != nil {
 				return fmt.Errorf("publish %s seq %d: %w", f.msg.Stream, f.msg.Seq, err)
+			}
+			if f.more != nil { // its v2 twin is still to be acknowledged
+				inflight[0].tok, inflight[0].more = f.more, nil
+				break
 			}
 			if err := p.st.Ack(f.msg.Stream, f.msg.Seq); err != nil {
 				// Not acked in the file: it is sent again later (a repeat).
@@ -293,13 +329,18 @@ func (p *Publisher) settle(inflight []flight, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for _, f := range inflight {
-		select {
-		case <-f.tok.Done():
-		case <-timer.C:
-			return false
-		}
-		if f.tok.Error() != nil {
-			return false
+		for _, tok := range []mqtt.Token{f.tok, f.more} {
+			if tok == nil {
+				continue
+			}
+			select {
+			case <-tok.Done():
+			case <-timer.C:
+				return false
+			}
+			if tok.Error() != nil {
+				return false
+			}
 		}
 		if err := p.st.Ack(f.msg.Stream, f.msg.Seq); err != nil {
 			p.log.Error("buffer ack failed", "stream", f.msg.Stream, "seq", f.msg.Seq, "err", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/store"
 )
@@ -31,7 +32,10 @@ func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.
 }
 
 // build returns the BuildFunc that encodes a message of stream s. Buffered
-// telemetry items are encoded contract.Reading objects; alarm and event
+// telemetry items are encoded contract.Reading objects, formed into a v1
+// message, a v2 message or both joined (contract.JoinTelemetry), as
+// Options.Telemetry says: both encodings of the same records are one
+// outbox message, with one seq, one rec range and one acknowledgement; alarm and event
 // items are encoded contract.Alarm / contract.Event bodies completed here.
 // Every message carries the buffer epoch and its records' numbers: rec
 // [first, last] on telemetry and alarms, id on an event.
@@ -54,12 +58,24 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 		}
 		switch s {
 		case store.Telemetry:
+			historical := items[0].ID <= liveAfter
+			if p.opts.Telemetry == config.TelemetryV2 {
+				return p.buildV2(h, items, historical)
+			}
 			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: h.Seq, Epoch: h.Epoch, Rec: rec,
-				Historical: items[0].ID <= liveAfter}
+				Historical: historical}
 			for _, it := range items {
 				t.Readings = append(t.Readings, json.RawMessage(withFaultCode(it.Data)))
 			}
-			return contract.Marshal(t)
+			v1, err := contract.Marshal(t)
+			if err != nil || p.opts.Telemetry != config.TelemetryBoth {
+				return v1, err
+			}
+			v2, err := p.buildV2(h, items, historical)
+			if err != nil {
+				return nil, err
+			}
+			return contract.JoinTelemetry(v1, v2), nil
 		case store.Alarm:
 			var a contract.Alarm
 			if err := json.Unmarshal(items[0].Data, &a); err != nil {
