@@ -146,7 +146,7 @@ func TestApp_Reload(t *testing.T) {
 		if got := len(a.Config().Sensors); got != 3 {
 			t.Fatalf("sensors after reload = %d", got)
 		}
-		waitFor(t, 5*time.Second, "CO-101 read after reload", func() bool {
+		waitFor(t, 15*time.Second, "CO-101 read after reload", func() bool {
 			r, ok := lastReading(a, "CO-101")
 			return ok && r.Valid() && r.Value == 7
 		})
@@ -160,9 +160,9 @@ func TestApp_Reload(t *testing.T) {
 		}
 		// The new graph drives it: methane at the cut-off cuts it.
 		bank.SetHolding(1, 0, 150)
-		waitFor(t, 5*time.Second, "cut by the new graph", func() bool { return !bank.Coil(1, 100) })
+		waitFor(t, 15*time.Second, "cut by the new graph", func() bool { return !bank.Coil(1, 100) })
 		bank.SetHolding(1, 0, 40)
-		waitFor(t, 5*time.Second, "restored by the new graph", func() bool { return bank.Coil(1, 100) })
+		waitFor(t, 15*time.Second, "restored by the new graph", func() bool { return bank.Coil(1, 100) })
 	})
 }
 

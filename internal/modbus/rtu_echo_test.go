@@ -76,8 +76,15 @@ func TestRTU_EchoOfAWriteIsNotItsConfirmation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			bank := distinctBank(1, 1)
 			bank.SetEcho(true)
-			dev := mbslavetest.StartRTU(t, bank, 19200)
-			bus := rtuBus(dev, 19200, 200*time.Millisecond)
+			// On a line, auto tells the echo by its coming back before the
+			// request could have been sent: at 2400 baud that is 37 ms, a
+			// margin a loaded host's pty keeps (at 19200, 4.6 ms, it did not).
+			baud := 19200
+			if c.line {
+				baud = 2400
+			}
+			dev := mbslavetest.StartRTU(t, bank, baud)
+			bus := rtuBus(dev, baud, 400*time.Millisecond)
 			bus.Echo = c.mode
 			cl := openRTU(t, bus, c.line)
 			if c.learn {

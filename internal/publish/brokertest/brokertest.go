@@ -121,7 +121,7 @@ func (b *Broker) start(bin string) {
 	if b.cmd != nil {
 		b.t.Fatal("brokertest: broker already running")
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(40 * time.Second) // a loaded CI host can be slow to start a process
 	for {
 		cmd := exec.Command(bin, "-c", filepath.Join(b.Dir, "mosquitto.conf"))
 		log := &bytes.Buffer{}
@@ -131,7 +131,7 @@ func (b *Broker) start(bin string) {
 		}
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
-		if waitListening(b.Port, done, 5*time.Second) {
+		if waitListening(b.Port, done, 15*time.Second) {
 			b.cmd, b.done, b.log = cmd, done, log
 			return
 		}
