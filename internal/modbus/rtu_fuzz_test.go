@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/mbslave"
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 )
@@ -37,7 +38,12 @@ func TestRTU_RandomFaultsNeverMisattribute(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 			bank := distinctBank(units, addrs)
 			dev := mbslavetest.StartRTU(t, bank, baud)
-			cl := openRTU(t, rtuBus(dev, baud, timeout), line)
+			// Late replies come up to half the default turnaround after
+			// the timeout; the bus allows three times that, so that a slave
+			// goroutine oversleeping on a loaded host still lands inside.
+			bus := rtuBus(dev, baud, timeout)
+			bus.Turnaround = config.Duration(3 * DefaultTurnaround)
+			cl := openRTU(t, bus, line)
 			var ok, failed int
 			faults := map[string]int{}
 			for i := range rounds {
