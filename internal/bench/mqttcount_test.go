@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"sync"
+
+	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/publish/brokertest"
+)
+
+// wireCount is what a subscriber to "#" saw of one agent: payload bytes
+// by kind of message and the readings they carried. Topic bytes and MQTT
+// framing are not counted (both agents pay them per message, and a
+// message carries many readings).
+type wireCount struct {
+	telemetry, telemetryV2, current, rest int64 // payload bytes (hazmon)
+	telegraf                              int64 // payload bytes (Telegraf)
+	readings                              int64 // live readings: hazmon v1 telemetry, Telegraf fields
+	historical                            int64 // readings in hazmon telemetry marked historical (replays)
+	dataLoss                              int   // hazmon data_loss events
+	messages                              int64
+}
+
+func (w wireCount) total() int64 {
+	return w.telemetry + w.telemetryV2 + w.current + w.rest + w.telegraf
+}
+
+func (w wireCount) minus(o wireCount) wireCount {
+	return wireCount{
+		telemetry: w.telemetry - o.telemetry, telemetryV2: w.telemetryV2 - o.telemetryV2,
+		current: w.current - o.current, rest: w.rest - o.rest, telegraf: w.telegraf - o.telegraf,
+		readings: w.readings - o.readings, historical: w.historical - o.historical,
+		dataLoss: w.dataLoss - o.dataLoss, messages: w.messages - o.messages,
+	}
+}
+
+// wireCounter counts what arrives on a brokertest subscription. It does
+// as little per message as it can (the subscriber shares the machine with
+// the agents it measures): hazmon telemetry readings are counted by their
+// "sensor" keys, only events and Telegraf metrics are decoded.
+type wireCounter struct {
+	mu sync.Mutex
+	c  wireCount
+}
+
+var (
+	sensorKey      = []byte(`"sensor":`)
+	historicalTrue = []byte(`"historical":true`)
+)
+
+func (w *wireCounter) run(ch <-chan brokertest.Message, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case m := <-ch:
+			w.add(m)
+		}
+	}
+}
+
+func (w *wireCounter) add(m brokertest.Message) {
+	n := int64(len(m.Payload))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.c.messages++
+	switch {
+	case strings.HasPrefix(m.Topic, "telegraf/"):
+		w.c.telegraf += n
+		var tm struct {
+			Fields map[string]json.RawMessage `json:"fields"`
+		}
+		if json.Unmarshal(m.Payload, &tm) == nil {
+			w.c.readings += int64(len(tm.Fields))
+		}
+	case strings.HasSuffix(m.Topic, "/"+contract.KindTelemetry):
+		w.c.telemetry += n
+		k := int64(bytes.Count(m.Payload, sensorKey))
+		if bytes.Contains(m.Payload, historicalTrue) {
+			w.c.historical += k
+		} else {
+			w.c.readings += k
+		}
+	case strings.Contains(m.Topic, "/"+contract.KindTelemetry+"/"):
+		w.c.telemetryV2 += n // contract v2 (…/telemetry/v2), when the agent publishes it
+	case strings.HasSuffix(m.Topic, "/"+contract.KindCurrent):
+		w.c.current += n
+	case strings.HasSuffix(m.Topic, "/"+contract.KindEvent):
+		w.c.rest += n
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(m.Payload, &ev) == nil && ev.Type == contract.EventDataLoss {
+			w.c.dataLoss++
+		}
+	default:
+		w.c.rest += n
+	}
+}
+
+func (w *wireCounter) snapshot() wireCount {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.c
+}
