@@ -117,3 +117,21 @@ func envInt(k string, def int) int {
 	}
 	return def
 }
+
+// envInts reads a comma-separated list of positive integers from env var
+// k, def when unset or bad.
+func envInts(k string, def []int) []int {
+	v := os.Getenv(k)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return def
+		}
+		out = append(out, n)
+	}
+	return out
+}

@@ -24,7 +24,10 @@ var sideSizes = []int{1, 100, 500}
 // HAZMON_BENCH_RUNS (default 1) the interleaved runs whose median is
 // shown (the issue's figures: 60 and 3), HAZMON_BENCH_SYNC_SECONDS
 // (default 5) the strace window that follows, HAZMON_BENCH_TELEGRAF a
-// prebuilt telegraf binary (else scripts/bench-telegraf.sh builds one).
+// prebuilt telegraf binary (else scripts/bench-telegraf.sh builds one),
+// HAZMON_BENCH_SIZES (default 1,100,500) the sensor counts, and
+// HAZMON_BENCH_PARTS (default all) a selection of side, ceiling and
+// throughput.
 func TestBenchSideBySide(t *testing.T) {
 	if os.Getenv("HAZMON_BENCH") != "1" {
 		t.Skip("set HAZMON_BENCH=1 (make bench) to run the side-by-side benchmark")
@@ -50,12 +53,18 @@ func TestBenchSideBySide(t *testing.T) {
 		fmt.Fprintf(&out, "Telegraf: %s\n", tg)
 	}
 
+	sizes := envInts("HAZMON_BENCH_SIZES", sideSizes)
+	parts := os.Getenv("HAZMON_BENCH_PARTS")
+	part := func(name string) bool { return parts == "" || strings.Contains(parts, name) }
 	res := map[int]map[agentKind][]figures{}
-	for _, n := range sideSizes {
+	for _, n := range sizes {
 		res[n] = map[agentKind][]figures{}
 	}
 	for run := range runs {
-		for _, n := range sideSizes {
+		if !part("side") {
+			break
+		}
+		for _, n := range sizes {
 			for _, k := range kinds {
 				spec := runSpec{kind: k, fleet: fleet{n: n, base: 1000, stride: 1, interval: time.Second},
 					warmup: 3 * time.Second, window: window, syncWindow: syncWin}
@@ -73,24 +82,27 @@ func TestBenchSideBySide(t *testing.T) {
 			}
 		}
 	}
-	out.WriteString("\n" + sideTable(res, tg != "").String())
-	out.WriteString(`
+	if part("side") {
+		out.WriteString("\n" + sideTable(res, sizes, tg != "").String())
+		out.WriteString(`
 CPU is utime+stime of the agent's process (/proc/PID/stat) over the window, per 1000 readings that
 reached the subscriber; bytes are MQTT payload bytes on all the agent's topics (no topic or framing);
 disk is write_bytes of /proc/PID/io; syncs are fsync+fdatasync counted by strace -f -c after the
 window (ptrace slows the process, so never during the CPU window). Ratios are hazmon / Telegraf
 (memory buffer); rows marked (/disk) are hazmon / Telegraf (disk buffer).
 `)
-
-	ceil := benchCeiling(t, b)
-	out.WriteString("\n" + ceil.String())
-	thr := benchThroughput(t, b)
-	out.WriteString("\n" + thr.String())
+	}
+	if part("ceiling") {
+		out.WriteString("\n" + benchCeiling(t, b).String())
+	}
+	if part("throughput") {
+		out.WriteString("\n" + benchThroughput(t, b).String())
+	}
 }
 
 // sideTable lays out the medians of the side-by-side runs with the issue
 // 12 targets ("Done when").
-func sideTable(res map[int]map[agentKind][]figures, withTelegraf bool) *mdTable {
+func sideTable(res map[int]map[agentKind][]figures, sizes []int, withTelegraf bool) *mdTable {
 	m := &mdTable{head: []string{"figure", "hazmon", "Telegraf (mem)", "Telegraf (disk)", "hazmon / Telegraf", "target", "met"}}
 	nan := math.NaN()
 	get := func(n int, k agentKind, f string) float64 {
@@ -126,7 +138,7 @@ func sideTable(res map[int]map[agentKind][]figures, withTelegraf bool) *mdTable 
 		}
 		m.add(name, h, tm, td, rs, target, okS)
 	}
-	for _, n := range sideSizes {
+	for _, n := range sizes {
 		p := fmt.Sprintf("%d sensor(s) at 1 Hz: ", n)
 		row(p+"readings/s reaching the subscriber", n, figReadings, 0, "", false, "", nil)
 		switch n {
