@@ -14,12 +14,12 @@ import (
 	"github.com/hazmon/hazmon/internal/mbslave/mbslavetest"
 )
 
-// ceilingRequests is how many requests the "many requests on one
-// connection" hazmon config puts on its bus: that many sensors at the
-// shortest interval a config accepts, on registers too far apart to be
-// merged (max_gap -1), so the bus is asked for ceilingRequests × 100
-// polls/s.
-const ceilingRequests = 50
+// ceilingRequests are how many requests the "many requests on one
+// connection" hazmon configs put on their bus: that many sensors at the
+// shortest interval a config accepts, each read on its own (max_gap -1),
+// so the bus is asked for ceilingRequests × 100 polls/s — the last more
+// than a bare loop manages, so it shows the agent's ceiling.
+var ceilingRequests = []int{50, 300}
 
 // benchCeiling measures the poll ceiling the way a user meets it: through
 // config files, each agent against its own Modbus TCP slave, counting the
@@ -27,7 +27,7 @@ const ceilingRequests = 50
 // loop runs in a child process (this test binary, TestBareLoopChild) so
 // its CPU is measured the same way.
 func benchCeiling(t *testing.T, b bins) *mdTable {
-	window := envDuration("HAZMON_BENCH_CEILING_SECONDS", 10*time.Second)
+	window := envDuration("HAZMON_BENCH_CEILING_SECONDS", 5*time.Second)
 	m := &mdTable{head: []string{"poll ceiling, one Modbus TCP connection (config a user writes)", "polls/s", "CPU ms per poll", "vs bare loop", "target", "met"}}
 	iv := config.MinInterval
 	var bare ceilingResult
@@ -56,11 +56,17 @@ func benchCeiling(t *testing.T, b bins) *mdTable {
 		return c
 	}
 	one := fleet{n: 1, base: 0, stride: 1, interval: iv}
-	many := fleet{n: ceilingRequests, base: 0, stride: 200, interval: iv, maxGap: "-1"}
 	h1 := run("hazmon-1", runSpec{kind: kindHazmon, fleet: one, warmup: 2 * time.Second, window: window})
-	hN := run("hazmon-many", runSpec{kind: kindHazmon, fleet: many, warmup: 2 * time.Second, window: window})
 	add(fmt.Sprintf("hazmon: 1 sensor, interval %v (the shortest accepted)", iv), h1, "", nil)
-	add(fmt.Sprintf("hazmon: %d sensors, interval %v, max_gap -1 (%d requests/cycle, asks %d polls/s)", ceilingRequests, iv, ceilingRequests, ceilingRequests*int(time.Second/iv)), hN, "≥ 0.95×", atLeast(0.95))
+	for i, k := range ceilingRequests {
+		many := fleet{n: k, base: 0, stride: 200, interval: iv, maxGap: "-1"}
+		hN := run(fmt.Sprintf("hazmon-%d", k), runSpec{kind: kindHazmon, fleet: many, warmup: 2 * time.Second, window: window})
+		tgt, ok := "", (func(float64) bool)(nil)
+		if i == len(ceilingRequests)-1 {
+			tgt, ok = "≥ 0.95×", atLeast(0.95)
+		}
+		add(fmt.Sprintf("hazmon: %d sensors, interval %v, max_gap -1 (asks %d polls/s)", k, iv, k*int(time.Second/iv)), hN, tgt, ok)
+	}
 	if b.telegraf != "" {
 		// Telegraf gathers again as soon as the ticker fires and the
 		// previous gather is done: a 100 µs interval keeps it busy.

@@ -50,9 +50,10 @@ type runResult struct {
 	window   time.Duration
 	cpu      time.Duration
 	hwmKB    int
-	wire     wireCount // over the window
-	dataLoss int       // data_loss events over the whole run
-	disk     int64     // bytes written over the window; -1: n/a
+	wire     wireCount // over wireSpan: first to last message with readings in the window
+	wireSpan time.Duration
+	dataLoss int   // data_loss events over the whole run
+	disk     int64 // bytes written over the window; -1: n/a
 	syncs    syncCount
 	requests int // Modbus requests the slave answered over the window
 }
@@ -119,6 +120,11 @@ func runAgent(t *testing.T, b bins, s runSpec) (r runResult) {
 	d := s0.to(s1)
 	r.window, r.cpu, r.hwmKB, r.disk = d.wall, d.cpu, s1.hwmKB, d.writeBytes
 	r.wire, r.requests = w1.minus(w0), q1-q0
+	if c, span, ok := wc.between(s0.at, s1.at); ok {
+		r.wire, r.wireSpan = c, span
+	} else {
+		r.wireSpan = d.wall
+	}
 	if s.syncWindow > 0 {
 		r.syncs = countSyncs(c.pid(), s.syncWindow, dir)
 	}
@@ -180,26 +186,29 @@ func (r runResult) figures() figures {
 		return float64(x) / rd
 	}
 	f := figures{
-		figReadings: rd / r.window.Seconds(),
+		figReadings: rd / r.wireSpan.Seconds(),
 		figCPUPerK:  nan,
 		figCore:     r.cpu.Seconds() / r.window.Seconds() * 100,
 		figRSS:      float64(r.hwmKB) / 1024,
 		figBytesRd:  per(r.wire.total()),
-		figMQTTKBs:  float64(r.wire.total()) / r.window.Seconds() / 1000,
+		figMQTTKBs:  float64(r.wire.total()) / r.wireSpan.Seconds() / 1000,
 		figDiskKBs:  nan,
 		figDiskRd:   nan,
 		figSyncs:    nan,
 		figDataLoss: float64(r.dataLoss),
 	}
 	if rd > 0 {
-		f[figCPUPerK] = r.cpu.Seconds() / rd * 1000
+		// Readings over the CPU window at the rate measured over wireSpan.
+		f[figCPUPerK] = r.cpu.Seconds() / (rd / r.wireSpan.Seconds() * r.window.Seconds()) * 1000
 	}
 	if r.wire.telegraf == 0 {
 		f[figTelemRd], f[figTelemV2Rd], f[figCurrentRd], f[figRestRd] = per(r.wire.telemetry), per(r.wire.telemetryV2), per(r.wire.current), per(r.wire.rest)
 	}
 	if r.disk >= 0 {
 		f[figDiskKBs] = float64(r.disk) / r.window.Seconds() / 1000
-		f[figDiskRd] = per(r.disk)
+		if rd > 0 {
+			f[figDiskRd] = float64(r.disk) / (rd / r.wireSpan.Seconds() * r.window.Seconds())
+		}
 	}
 	if r.syncs.ok {
 		f[figSyncs] = r.syncs.perSecond()

@@ -3,8 +3,10 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/publish/brokertest"
@@ -43,6 +45,18 @@ func (w wireCount) minus(o wireCount) wireCount {
 type wireCounter struct {
 	mu sync.Mutex
 	c  wireCount
+	// marks are the running totals after each message that carried
+	// readings, with its arrival time: between windows the bench measures
+	// from the first such message in its window to the last, so that how
+	// a window falls between two batches (Telegraf flushes every second)
+	// does not bias readings per second.
+	marks []mark
+}
+
+// mark is the running total after a message carrying readings.
+type mark struct {
+	at  time.Time
+	cum wireCount
 }
 
 var (
@@ -63,8 +77,15 @@ func (w *wireCounter) run(ch <-chan brokertest.Message, stop <-chan struct{}) {
 
 func (w *wireCounter) add(m brokertest.Message) {
 	n := int64(len(m.Payload))
+	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	r0 := w.c.readings + w.c.historical
+	defer func() {
+		if w.c.readings+w.c.historical != r0 {
+			w.marks = append(w.marks, mark{now, w.c})
+		}
+	}()
 	w.c.messages++
 	switch {
 	case strings.HasPrefix(m.Topic, "telegraf/"):
@@ -98,6 +119,20 @@ func (w *wireCounter) add(m brokertest.Message) {
 	default:
 		w.c.rest += n
 	}
+}
+
+// between returns what arrived from the first message carrying readings
+// at or after t0 to the last one at or before t1, and the time between
+// those two messages; ok is false when fewer than two fall in [t0, t1].
+func (w *wireCounter) between(t0, t1 time.Time) (c wireCount, span time.Duration, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := sort.Search(len(w.marks), func(k int) bool { return !w.marks[k].at.Before(t0) })
+	j := sort.Search(len(w.marks), func(k int) bool { return w.marks[k].at.After(t1) }) - 1
+	if i >= len(w.marks) || j <= i {
+		return wireCount{}, 0, false
+	}
+	return w.marks[j].cum.minus(w.marks[i].cum), w.marks[j].at.Sub(w.marks[i].at), true
 }
 
 func (w *wireCounter) snapshot() wireCount {

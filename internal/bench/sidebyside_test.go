@@ -25,7 +25,9 @@ var sideSizes = []int{1, 100, 500}
 // shown (the figures: 60 and 3), HAZMON_BENCH_SYNC_SECONDS
 // (default 5) the strace window that follows, HAZMON_BENCH_TELEGRAF a
 // prebuilt telegraf binary (else scripts/bench-telegraf.sh builds one),
-// HAZMON_BENCH_SIZES (default 1,100,500) the sensor counts, and
+// HAZMON_BENCH_SIZES (default 1,100,500) the sensor counts,
+// HAZMON_BENCH_CEILING_SECONDS (default 5) and HAZMON_BENCH_STEP_SECONDS
+// (default 8) the windows of the poll ceiling and the throughput steps, and
 // HAZMON_BENCH_PARTS (default all) a selection of side, ceiling and
 // throughput.
 func TestBenchSideBySide(t *testing.T) {

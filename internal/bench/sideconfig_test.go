@@ -27,6 +27,7 @@ func (f fleet) offered() float64 { return float64(f.n) / f.interval.Seconds() }
 // load fills bank with a distinct value per sensor register (20.0 °C + i/10).
 func (f fleet) load(bank *mbslave.Bank) {
 	bank.AddUnit(1)
+	bank.SetSize(1, 1<<16)
 	for i := range f.n {
 		bank.SetHolding(1, uint16(f.addr(i)), uint16(200+i%1000))
 	}
