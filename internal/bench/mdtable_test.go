@@ -135,3 +135,17 @@ func envInts(k string, def []int) []int {
 	}
 	return out
 }
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute figures: the bench shares
+// its machine, and polls/s and throughput depend on what else runs.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
+}

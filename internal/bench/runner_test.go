@@ -16,8 +16,7 @@ type child struct {
 	name   string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	err    error
-	stderr *syncBuffer
+	stderr *syncBuffer // stdout and stderr, the first MiB
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer (os/exec's copier) and
@@ -52,7 +51,7 @@ func startChild(t testing.TB, name, bin string, env []string, args ...string) *c
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	go func() { c.err = c.cmd.Wait(); close(c.exited) }()
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
 	t.Cleanup(c.stop)
 	return c
 }

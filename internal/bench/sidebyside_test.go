@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,12 @@ func TestBenchSideBySide(t *testing.T) {
 		kinds = append(kinds, kindTelegrafMem, kindTelegrafDisk)
 	}
 	var out strings.Builder
-	defer func() { fmt.Println(out.String()) }()
+	defer func() {
+		fmt.Fprintf(&out, "\nload average at the end: %s (%d CPUs)\n", loadAvg(), runtime.NumCPU())
+		fmt.Println(out.String())
+	}()
 	fmt.Fprintf(&out, "\nhazmon side by side — %s\n", machine())
+	fmt.Fprintf(&out, "load average at the start: %s (%d CPUs; polls/s and throughput depend on it, CPU seconds much less)\n", loadAvg(), runtime.NumCPU())
 	fmt.Fprintf(&out, "window %v per run, median of %d interleaved run(s), syscalls counted over a further %v (strace, after the CPU window)\n",
 		window, runs, syncWin)
 	if tg == "" {
