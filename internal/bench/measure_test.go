@@ -99,8 +99,8 @@ func runAgent(t *testing.T, b bins, s runSpec) (r runResult) {
 		c = startChild(t, "telegraf", b.telegraf, nil, "--config", cfg)
 	}
 	defer c.stop()
-	if !waitFor(30*time.Second, func() bool { return wc.snapshot().readings > 0 || !c.alive() }) || !c.alive() {
-		r.why = fmt.Sprintf("%s published no reading within 30 s (alive %v): %s", s.kind, c.alive(), lastLines(c.stderr.String(), 5))
+	if !waitFor(60*time.Second, func() bool { return wc.snapshot().readings > 0 || !c.alive() }) || !c.alive() {
+		r.why = fmt.Sprintf("%s published no reading within 60 s (alive %v): %s", s.kind, c.alive(), lastLines(c.stderr.String(), 5))
 		return r
 	}
 	time.Sleep(s.warmup)
