@@ -53,7 +53,7 @@ bench: ## benchmarks as ratios to baselines, the agent-vs-wire table, then hazmo
 	HAZMON_BENCH=1 $(GO) test -count=1 -run TestBenchTable -v -timeout 10m ./internal/bench
 	@# Telegraf is built once into a cache (scripts/bench-telegraf.sh); when it cannot be,
 	@# the side-by-side test prints why and skips the Telegraf columns.
-	@tg=$$(scripts/bench-telegraf.sh) || tg=""; \
+	@tg=$$(scripts/bench-telegraf.sh) || tg=none; \
 	  HAZMON_BENCH=1 HAZMON_BENCH_TELEGRAF="$$tg" $(GO) test -count=1 -run 'TestBenchSideBySide$$' -v -timeout 40m ./internal/bench
 
 install: build ## install on this machine as root: binary, user, config, unit (scripts/install.sh)

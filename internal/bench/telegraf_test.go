@@ -28,12 +28,16 @@ var (
 )
 
 // telegrafBinary returns the trimmed Telegraf the side-by-side bench runs:
-// $HAZMON_BENCH_TELEGRAF if set, else what scripts/bench-telegraf.sh
-// prints (it builds Telegraf into a cache directory the first time). When
+// $HAZMON_BENCH_TELEGRAF if set ("none": make bench's run of the script
+// failed), else what scripts/bench-telegraf.sh prints (it builds Telegraf into a cache directory the first time). When
 // there is none, path is "" and why says why.
 func telegrafBinary() (path, why string) {
 	telegrafOnce.Do(func() {
 		if p := os.Getenv("HAZMON_BENCH_TELEGRAF"); p != "" {
+			if p == "none" { // make bench ran the script, and it failed
+				telegrafWhy = "scripts/bench-telegraf.sh could not build Telegraf (its message is above)"
+				return
+			}
 			if _, err := os.Stat(p); err != nil {
 				telegrafWhy = fmt.Sprintf("HAZMON_BENCH_TELEGRAF=%s: %v", p, err)
 				return
