@@ -46,11 +46,15 @@ fuzz: ## run each fuzz target for 30 s
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./internal/config
 	$(GO) test -run XXX -fuzz FuzzSpecRegisters -fuzztime 30s ./internal/decode
 
-bench: ## benchmarks as ratios to baselines measured in the same run, then the agent-vs-wire table (~2 min)
+bench: ## benchmarks as ratios to baselines, the agent-vs-wire table, then hazmon side by side with Telegraf (~10 min)
 	@scripts/deps.sh --check
 	$(GO) test -run XXX -bench . -benchmem ./internal/decode ./internal/safety ./internal/modbus ./internal/actuate ./internal/app
 	$(GO) test -run XXX -bench 'Ingest|Drain' -benchmem ./internal/store ./internal/publish
 	HAZMON_BENCH=1 $(GO) test -count=1 -run TestBenchTable -v -timeout 10m ./internal/bench
+	@# Telegraf is built once into a cache (scripts/bench-telegraf.sh); when it cannot be,
+	@# the side-by-side test prints why and skips the Telegraf columns.
+	@tg=$$(scripts/bench-telegraf.sh) || tg=none; \
+	  HAZMON_BENCH=1 HAZMON_BENCH_TELEGRAF="$$tg" $(GO) test -count=1 -run 'TestBenchSideBySide$$' -v -timeout 40m ./internal/bench
 
 install: build ## install on this machine as root: binary, user, config, unit (scripts/install.sh)
 	scripts/install.sh --binary bin/hazmon

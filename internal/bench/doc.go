@@ -24,4 +24,18 @@
 //
 // It needs mosquitto and socat (scripts/deps.sh) and takes about two
 // minutes.
+//
+// TestBenchSideBySide (issue 12, also HAZMON_BENCH=1) runs the real hazmon
+// binary and Telegraf 1.37 (memory and disk buffer; built by
+// scripts/bench-telegraf.sh into a cache directory, its columns skipped
+// with the reason when it cannot be) from config files a user could write,
+// against the same Modbus TCP slave and Mosquitto, at 1, 100 and 500
+// sensors at 1 Hz: CPU (utime+stime) per 1000 readings, peak RSS, MQTT
+// payload bytes per reading, disk bytes written and fsync+fdatasync per
+// second (strace), with ratios hazmon / Telegraf and the issue's targets.
+// Then the poll ceiling through a config (hazmon, Telegraf and a bare
+// goburrow loop, each in its own process, polls counted by the slave) and
+// the throughput steps at which hazmon stops keeping up or reports
+// data_loss. It takes about seven minutes with the default windows
+// (HAZMON_BENCH_SECONDS, HAZMON_BENCH_RUNS: see the test's comment).
 package bench
