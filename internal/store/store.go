@@ -135,6 +135,10 @@ type Store struct {
 	evictUnlogged int64
 	free          freeCache
 	formMu        [len(Streams)]sync.Mutex // one Form at a time per stream
+
+	gate    chan struct{} // open window of the group commit (nil: none); closed when it ends (group.go)
+	forming int           // Forms let through the gate, still adding their messages
+	formed  chan struct{} // a Form let through the gate is done
 }
 
 // Open opens (or creates) the buffer at path and checks the file whole.
@@ -188,6 +192,7 @@ func newStore(path string, opts Options) *Store {
 		work:       make(chan struct{}, 1),
 		notify:     make(chan struct{}, 1),
 		compactReq: make(chan struct{}, 1),
+		formed:     make(chan struct{}, 1),
 		epoch:      1,
 	}
 }
