@@ -62,6 +62,9 @@ func (s *Store) writer() {
 	}
 	retryDue := false
 	closeFails := 0 // failed rounds since Close: Close tries the file once more, not forever
+	if s.fileOpen() {
+		s.awaitRound() // what Open queued is written as it would be later (at once if urgent)
+	}
 	for {
 		closing := s.isClosed()
 		if closing && closeFails >= 2 {
