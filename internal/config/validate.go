@@ -30,8 +30,8 @@ const (
 	DefaultCommitInterval = 200 * time.Millisecond
 	// MaxCommitInterval bounds buffer.commit_interval.
 	MaxCommitInterval = 5 * time.Second
-	MinInterval         = 10 * time.Millisecond
-	DefaultDebounce     = 10 * time.Millisecond
+	MinInterval       = 10 * time.Millisecond
+	DefaultDebounce   = 10 * time.Millisecond
 	// DefaultFaultAfter is a bus sensor's fault_after: one lost reply
 	// (a noisy RS-485 run) is not a fault, two polls in a row are, which
 	// keeps a dead slave's cut within 2 × interval + timeout
