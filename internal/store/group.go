@@ -68,7 +68,8 @@ func (s *Store) pendingKind() pendKind {
 // awaitRound waits until the next round is due: at once when urgent work
 // is waiting (or CommitInterval is 0 and anything is), when the window
 // opened by the first regular item ends, AckFlushAfter after acks alone,
-// when Close was called, or to retry a failed high-water mark. A
+// when Close was called or damage noted, or to retry a failed high-water
+// mark. A
 // compaction request is served meanwhile. Nothing waiting: no round.
 func (s *Store) awaitRound() {
 	var timer <-chan time.Time
@@ -78,7 +79,7 @@ func (s *Store) awaitRound() {
 		s.mu.Lock()
 		closing, hwmFailing := s.closed, s.hwmErr != nil
 		s.mu.Unlock()
-		if closing {
+		if closing || s.damage.Load() != nil { // damage: the writer replaces the file first
 			return
 		}
 		k := s.pendingKind()
