@@ -62,6 +62,9 @@ func (s *Store) pendingKind() pendKind {
 			k = max(k, pendLazy)
 		}
 	}
+	if s.gate != nil && s.forming > 0 {
+		k = max(k, pendRegular) // a Form waits at the gate: the window must end
+	}
 	return k
 }
 
@@ -159,15 +162,27 @@ func (s *Store) closeGate() {
 // gate (a build is pure and fast; this only guards against a slow one).
 const gateWait = 50 * time.Millisecond
 
-// atGate makes a Form of stream wait for the end of the open window, if
-// there is one, so that its messages ride on the window's commit. The
+// atGate makes a Form of stream wait for the end of the commit window
+// when records of the stream wait for that commit (it opens the window if
+// the writer has not yet), so that the message carries them all and rides
+// on the same commit. The
 // returned release must be called once the Form has added its messages.
 func (s *Store) atGate(stream Stream) (release func()) {
-	s.mu.Lock()
-	g := s.gate
-	if g == nil || urgentStream(stream) || s.opts.CommitInterval <= 0 {
-		s.mu.Unlock()
+	if urgentStream(stream) || s.opts.CommitInterval <= 0 || !s.fileOpen() {
 		return func() {}
+	}
+	s.mu.Lock()
+	if !s.lanes[stream].hasQueued() {
+		s.mu.Unlock()
+		return func() {} // nothing of the stream waits for a commit: what it forms joins the next one
+	}
+	g := s.gate
+	if g == nil {
+		// Records of the stream wait for a window the writer has not
+		// opened yet: open it, so they and the message ride on one commit.
+		s.gate = make(chan struct{})
+		g = s.gate
+		s.wakeLocked()
 	}
 	s.forming++
 	s.mu.Unlock()
@@ -186,4 +201,14 @@ func (s *Store) atGate(stream Stream) (release func()) {
 		default:
 		}
 	}
+}
+
+// hasQueued reports whether records wait to be taken by a commit.
+func (l *lane) hasQueued() bool {
+	for _, r := range l.queued {
+		if !r.inFlight {
+			return true
+		}
+	}
+	return false
 }
