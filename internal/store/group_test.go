@@ -339,3 +339,74 @@ func TestGroupCommit_UnwrittenAckMeansExactRepeat(t *testing.T) {
 		t.Fatalf("records of the written messages formed again: ok %v err %v", ok, err)
 	}
 }
+
+func TestGroupCommit_FormOfAStreamWithNothingWaitingDoesNotWait(t *testing.T) {
+	s, clk, _ := openGroup(t, filepath.Join(t.TempDir(), "buffer.db"))
+	appendAsync(t, s, Telemetry, 0, 5)
+	clk.waitTimer(t, testInterval) // telemetry's window is open
+	done := make(chan error, 1)
+	go func() {
+		_, ok, err := s.Form(Statistics, 1, 0, joinBuild)
+		if ok {
+			err = fmt.Errorf("a statistics message formed from nothing")
+		}
+		done <- err
+	}()
+	select { // the clock does not move: it must return without the window
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Form of an empty stream waited for another stream's commit window")
+	}
+}
+
+func TestGroupCommit_AlarmEndsTheWindowOfAWaitingForm(t *testing.T) {
+	s, clk, commits := openGroup(t, filepath.Join(t.TempDir(), "buffer.db"))
+	appendAsync(t, s, Telemetry, 0, 5)
+	clk.waitTimer(t, testInterval)
+	res := make(chan bool, 1)
+	go func() {
+		_, ok, _ := s.Form(Telemetry, 10, 0, joinBuild)
+		res <- ok
+	}()
+	waitUntil(t, "Form at the window's gate", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.forming == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Append(ctx, Alarm, t0, []byte(`{"a":1}`)); err != nil {
+		t.Fatalf("alarm not committed while a Form waited at the window: %v", err)
+	}
+	select { // the publisher is free for the alarm without the clock moving
+	case ok := <-res:
+		if !ok {
+			t.Fatal("the waiting Form formed nothing")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Form waiting at the window still waits after the alarm's commit")
+	}
+	if n := commits.Load(); n != 1 {
+		t.Fatalf("%d commits, want 1: the alarm, the records and the message together", n)
+	}
+}
+
+func TestGroupCommit_CloseWritesTheOpenWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	s, clk, _ := openGroup(t, path)
+	told := appendAsync(t, s, Telemetry, 0, 7)
+	clk.waitTimer(t, testInterval)
+	if err := s.Close(); err != nil { // the clock does not move
+		t.Fatal(err)
+	}
+	if told.Load() != 7 {
+		t.Fatalf("Close returned with %d of 7 records told written", told.Load())
+	}
+	s2 := open(t, path, Options{})
+	if got := len(pendingItems(t, s2, Telemetry)); got != 7 {
+		t.Fatalf("%d records in the file after Close, want 7", got)
+	}
+}
