@@ -150,16 +150,22 @@ func (s *Store) AppendAsync(stream Stream, ts time.Time, data []byte, done func(
 		s.mu.Unlock()
 		return ErrBusy
 	}
+	// The writer needs waking for the first record of a commit window
+	// (later ones join it) and for anything urgent.
+	wake := s.opts.CommitInterval <= 0 || urgentStream(stream) || !s.lanes[stream].hasQueued()
 	s.appendLocked(stream, ts.UnixMilli(), data, done)
 	var dropped []func(error)
 	if s.memBytes > s.opts.QueueBytes {
-		dropped = s.shedLocked()
+		dropped = s.shedLocked() // queues data_loss events: urgent
+		wake = true
 	}
 	s.mu.Unlock()
 	for _, d := range dropped {
 		d(ErrEvicted)
 	}
-	s.wake()
+	if wake {
+		s.wake()
+	}
 	if stream != Telemetry || !s.fileOpen() || s.stalled() {
 		// Alarms and events go out at once (Form writes them with their
 		// message); with no file or a stalled disk no commit will announce
