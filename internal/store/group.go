@@ -72,15 +72,20 @@ func (s *Store) pendingKind() pendKind {
 // is waiting (or CommitInterval is 0 and anything is), when the window
 // opened by the first regular item ends, AckFlushAfter after acks alone,
 // when Close was called or damage noted, or to retry a failed high-water
-// mark. A
-// compaction request is served meanwhile. Nothing waiting: no round.
+// mark. A compaction request is served meanwhile. Nothing waiting: no
+// round.
 func (s *Store) awaitRound() {
-	var timer <-chan time.Time
+	var timer, again <-chan time.Time
 	lazyTimer := false
 	defer s.closeGate()
+	s.mu.Lock()
+	if s.hwmErr != nil { // try the high-water mark again even while idle
+		again = s.opts.After(s.opts.RetryMin)
+	}
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		closing, hwmFailing := s.closed, s.hwmErr != nil
+		closing := s.closed
 		s.mu.Unlock()
 		if closing || s.damage.Load() != nil { // damage: the writer replaces the file first
 			return
@@ -95,10 +100,6 @@ func (s *Store) awaitRound() {
 			s.signal() // the publisher forms at the gate, from all the window gathers
 		case k == pendLazy && timer == nil:
 			timer, lazyTimer = s.opts.After(AckFlushAfter), true
-		}
-		var again <-chan time.Time
-		if hwmFailing { // try the high-water mark again even while idle
-			again = s.opts.After(s.opts.RetryMin)
 		}
 		select {
 		case <-timer:
