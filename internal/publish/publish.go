@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/contract"
@@ -74,6 +75,10 @@ type Publisher struct {
 	status   statusState // guarded by mu (status.go)
 	// retainedCh wakes the session when a retained payload changed.
 	retainedCh chan struct{}
+	// linkLost is set when paho reports the session's connection lost
+	// (cleared when a session starts): a message formed after that is
+	// delivered in a later session, so it is historical (stream.go).
+	linkLost atomic.Bool
 }
 
 // New returns a Publisher for the queue st. It does not connect.
