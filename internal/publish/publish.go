@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
@@ -75,6 +76,10 @@ type Publisher struct {
 	retainedCh chan struct{}
 
 	v2 telemetryV2 // the compact encoding's table and encoder (telemetry_v2.go)
+	// linkLost is set when paho reports the session's connection lost
+	// (cleared when a session starts): a message formed after that is
+	// delivered in a later session, so it is historical (stream.go).
+	linkLost atomic.Bool
 }
 
 // New returns a Publisher for the queue st. It does not connect.

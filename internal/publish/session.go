@@ -99,6 +99,7 @@ func (p *Publisher) connect(ctx context.Context) (mqtt.Client, <-chan error, err
 		SetWriteTimeout(p.opts.PublishTimeout).
 		SetBinaryWill(p.Topic(contract.KindStatus), p.willPayload(), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			p.linkLost.Store(true)
 			select {
 			case lost <- fmt.Errorf("%w: %w", errLost, err):
 			default:
@@ -207,6 +208,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	p.publishCurrent(c)
 	// Telemetry committed up to now was buffered while there was no live
 	// session: messages carrying any of it are "historical".
+	p.linkLost.Store(false)
 	liveAfter, err := p.st.LastID(store.Telemetry)
 	if err != nil {
 		return fmt.Errorf("read buffer: %w", err)

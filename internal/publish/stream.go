@@ -47,8 +47,11 @@ func (p *Publisher) next(sent map[store.Stream]uint64, liveAfter uint64) (store.
 // liveAfter, the last ID when the session came up). Readings sampled during
 // a live session are not historical, even when they wait behind a draining
 // backlog. The rule uses the buffer's commit order, not the wall clock, so
-// a clock step cannot flip it. A message formed once is sent again
-// byte-for-byte after a reconnect (same seq, same flag).
+// a clock step cannot flip it. A message formed after the session's
+// connection was lost (Form may wait for the buffer's commit window) can
+// only be delivered in a later session: it is historical too. A message
+// formed once is sent again byte-for-byte after a reconnect (same seq,
+// same flag).
 func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 	return func(h store.Head, items []store.Item) ([]byte, error) {
 		first, last := items[0].ID, items[len(items)-1].ID
@@ -58,7 +61,7 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 		}
 		switch s {
 		case store.Telemetry:
-			historical := items[0].ID <= liveAfter
+			historical := items[0].ID <= liveAfter || p.linkLost.Load()
 			if p.opts.Telemetry == config.TelemetryV2 {
 				return p.buildV2(h, items, historical)
 			}
