@@ -168,25 +168,21 @@ func (l *Lane) Run(ctx context.Context) error {
 		mismatch := false
 		if haveDone && doneGen == cmd.Gen && !closing {
 			st, err = l.drv.check(actx, energise)
-			if errors.Is(err, errMismatch) {
-				if energise { // found cut: something else opened it
-					mismatch, latched = true, cmd.Gen
-					log.Warn("output found cut while commanded on: not energising it again", "err", err)
-				} else { // found energised while cut: correct toward cut
-					log.Warn("output found energised while commanded cut: writing it cut again", "err", err)
-					st, err = l.drv.set(actx, false)
-				}
+			if !energise && errors.Is(err, errMismatch) { // found energised while cut: correct toward cut
+				log.Warn("output found energised while commanded cut: writing it cut again", "err", err)
+				st, err = l.drv.set(actx, false)
 			}
 		} else {
 			st, err = l.drv.set(actx, energise)
-			if energise && errors.Is(err, errMismatch) {
-				// The write was acknowledged and the output reads back cut:
-				// something else holds it cut (a PLC interlock, an emergency
-				// stop). Writing it on again would fight that system and
-				// cycle the breaker.
-				mismatch, latched = true, cmd.Gen
-				log.Warn("output did not stay energised after an acknowledged write: something else holds it cut; not energising it again", "err", err)
-			}
+		}
+		if energise && errors.Is(err, errMismatch) {
+			// Commanded on and reading back cut, whether found so later or
+			// right after an acknowledged write: something else holds it
+			// cut (a PLC interlock, an emergency stop, an operator).
+			// Writing it on again would fight that system and cycle the
+			// breaker.
+			mismatch, latched = true, cmd.Gen
+			log.Warn("output found cut while commanded on: not energising it again", "err", err)
 		}
 		if l.hb != nil && cmd.Beat != lastBeat && err == nil {
 			herr := l.hb.toggle(actx)
