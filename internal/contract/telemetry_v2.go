@@ -196,7 +196,7 @@ func (e *TelemetryV2Encoder) AddValue(sensor string, ts int64, v float64, status
 	sc = append(sc, code...)
 	a, b, c := len(sensor), len(sensor)+len(status), len(sc)
 	if status != string(reading.StatusFault) {
-		sc = appendJSONFloat(sc, v)
+		sc = AppendJSONFloat(sc, v)
 	}
 	e.scratch = sc
 	r := rawReading{sensor: sc[:a], status: sc[a:b], code: sc[b:c], ts: ts}
@@ -206,8 +206,11 @@ func (e *TelemetryV2Encoder) AddValue(sensor string, ts int64, v float64, status
 	e.add(r)
 }
 
-// appendJSONFloat appends f as encoding/json writes a float64.
-func appendJSONFloat(b []byte, f float64) []byte {
+// AppendJSONFloat appends a finite float64 f as encoding/json writes it:
+// the shortest form that reads back the same, with an exponent below 1e-6
+// and from 1e21, e-07 written e-7. The v2 telemetry and the current
+// snapshot encoders both use it.
+func AppendJSONFloat(b []byte, f float64) []byte {
 	abs, format := math.Abs(f), byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'

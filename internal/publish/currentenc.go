@@ -2,7 +2,6 @@ package publish
 
 import (
 	"encoding/json"
-	"math"
 	"strconv"
 
 	"github.com/hazmon/hazmon/internal/contract"
@@ -22,7 +21,7 @@ func appendReading(b []byte, r contract.Reading) []byte {
 	if r.Value == nil {
 		b = append(b, "null"...)
 	} else {
-		b = appendFloat(b, *r.Value)
+		b = contract.AppendJSONFloat(b, *r.Value)
 	}
 	b = append(b, `,"unit":`...)
 	b = appendString(b, r.Unit)
@@ -52,22 +51,4 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-// appendFloat appends a finite float64 as encoding/json writes it: the
-// shortest form that reads back the same, with an exponent below 1e-6
-// and from 1e21 (ES6 number-to-string), e-07 written e-7.
-func appendFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }
