@@ -338,6 +338,9 @@ func (c *Core) emit(a Alarm) {
 		a.Episode = c.closeEpisode(a)
 	}
 	if ok {
+		// The snapshot first: whoever takes the item reads ActiveAlarms
+		// and must find the alarm in it (raised) or gone (cleared).
+		c.publishAlarms()
 		c.out.put(Item{Kind: ItemAlarm, Alarm: a})
 	}
 }

@@ -122,6 +122,50 @@ func TestCore_SourcesTakeTurns(t *testing.T) {
 	}
 }
 
+// TestCore_ActiveAlarmsBeforeTheirItem: by the time an alarm's item can be
+// taken from the Outbox, ActiveAlarms already lists it (raised) or no
+// longer lists it (cleared). The recorder reads the snapshot when it takes
+// an alarm; a snapshot updated only at the end of the step let it publish
+// the retained alarms without the cut-off it had just logged.
+func TestCore_ActiveAlarmsBeforeTheirItem(t *testing.T) {
+	clk := newFakeClock()
+	c, err := New(faceSpec(), map[string]Lane{"K1": &fakeLane{}}, Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := func(level string) bool {
+		for _, a := range c.ActiveAlarms() {
+			if a.Sensor == "CH4" && a.Level == level {
+				return true
+			}
+		}
+		return false
+	}
+	took := func(state string) bool {
+		for _, it := range c.Outbox().Take(nil) {
+			if it.Kind == ItemAlarm && it.Alarm.Level == string(LevelCutoff) && it.Alarm.State == state {
+				return true
+			}
+		}
+		return false
+	}
+	c.evaluate(reading.Reading{Sensor: "CH4", Value: 1.6, Time: clk.Now(), Status: reading.StatusNormal}, clk.Now())
+	if !took(StateRaised) {
+		t.Fatal("no cut-off raised")
+	}
+	if !listed(string(LevelCutoff)) {
+		t.Fatal("the raised cut-off was taken before ActiveAlarms listed it")
+	}
+	clk.advance(time.Second)
+	c.evaluate(reading.Reading{Sensor: "CH4", Value: 0.4, Time: clk.Now(), Status: reading.StatusNormal}, clk.Now())
+	if !took(StateCleared) {
+		t.Fatal("no cut-off cleared")
+	}
+	if listed(string(LevelCutoff)) {
+		t.Fatal("the cleared cut-off was taken while ActiveAlarms still listed it")
+	}
+}
+
 // TestCore_MismatchLatchesUntilRestore: a coil found open while the agent
 // wants it on (a PLC interlock opened it) is never energised again by the
 // agent: it stays cut, raises output_mismatch, and comes back only after a
