@@ -452,6 +452,10 @@ type recorder struct {
 	statuses []string
 	repeats  int
 	msgs     int
+	// The wall clock against the monotonic one since the start: a step
+	// back makes two reads of a sensor share a ts (see add).
+	start              time.Time
+	minDrift, maxDrift time.Duration
 
 	stop chan struct{}
 	done chan struct{}
@@ -461,7 +465,7 @@ func newRecorder(t *testing.T, b *brokertest.Broker, clientID string, s *counter
 	t.Helper()
 	ch := b.Subscribe(t, clientID, topics)
 	r := &recorder{site: s, maxSeq: map[string]uint64{}, bySeq: map[string]map[uint64][]byte{},
-		readings: map[key]got{}, byReq: map[req]key{}, stop: make(chan struct{}), done: make(chan struct{})}
+		readings: map[key]got{}, byReq: map[req]key{}, stop: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
 	go func() {
 		defer close(r.done)
 		for {
@@ -490,6 +494,8 @@ func (r *recorder) add(m brokertest.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs++
+	drift := time.Now().Round(0).Sub(r.start.Round(0)) - time.Since(r.start)
+	r.minDrift, r.maxDrift = min(r.minDrift, drift), max(r.maxDrift, drift)
 	kind := m.Topic[strings.LastIndex(m.Topic, "/")+1:]
 	if err := contract.Validate(kind, m.Payload); err != nil {
 		r.fail("%s: %v: %s", m.Topic, err, m.Payload)
@@ -547,7 +553,8 @@ func (r *recorder) add(m brokertest.Message) {
 	for _, rd := range hdr.Readings {
 		k := key{rd.Sensor, rd.TS}
 		if g, dup := r.readings[k]; dup {
-			r.fail("reading %s@%d arrived in seq %d and again in new seq %d", rd.Sensor, rd.TS, g.seq, hdr.Seq)
+			r.fail("reading %s@%d arrived in seq %d (value %v, fault %q) and again in new seq %d (value %v, fault %q); the wall clock moved %v..%v against the monotonic one since the start:\n%s",
+				rd.Sensor, rd.TS, g.seq, g.value, g.fault, hdr.Seq, valueOf(rd.Value), rd.Error, r.minDrift, r.maxDrift, m.Payload)
 			continue
 		}
 		if rd.Value == nil {
@@ -569,6 +576,13 @@ func (r *recorder) add(m brokertest.Message) {
 		}
 		r.readings[k] = got{value: *rd.Value, seq: hdr.Seq, historical: hdr.Historical}
 	}
+}
+
+func valueOf(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
 
 // check fails the test with the contract violations seen so far.
