@@ -358,90 +358,6 @@ func (a *App) openUplink(cfg *config.Config) error {
 	return nil
 }
 
-// cutAll cuts every output and waits (CutTimeout at most) until each is
-// confirmed cut, while the buses still run.
-func (a *App) cutAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.CutTimeout)
-	defer cancel()
-	p := a.current()
-	var wg sync.WaitGroup
-	for _, lp := range p.lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := lp.lane.Close(ctx); err != nil {
-				a.log.Error("shutdown: output not confirmed cut", "err", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// emergencyCut cuts every output without waiting (GPIO at once, coils as
-// soon as their bus lets them): after a panic.
-func (a *App) emergencyCut() {
-	p := a.plantNow.Load()
-	if p == nil {
-		return
-	}
-	for _, lp := range p.lanes {
-		lp.lane.EmergencyCut()
-	}
-}
-
-// stopPlant stops the lanes, pollers and inputs and waits for them.
-func (a *App) stopPlant() {
-	p := a.current()
-	for _, lp := range p.lanes {
-		lp.stop()
-	}
-	for _, bp := range p.pollers {
-		bp.stop()
-	}
-	for _, ip := range p.inputs {
-		ip.stop()
-	}
-}
-
-// watchdog pings systemd's watchdog at half its interval while the safety
-// core's loop and every source are live; a hung core or a stalled bus stops
-// the pings and systemd restarts the agent.
-func (a *App) watchdog(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if a.live(time.Now(), interval/2) {
-				if err := sdnotify.Watchdog(); err != nil && a.errLog.allow() {
-					a.log.Warn("sd_notify watchdog", "err", err)
-				}
-			}
-		}
-	}
-}
-
-// drain gives the publisher up to DrainTimeout to send what is buffered.
-func (a *App) drain() {
-	st, pub := a.buffer(), a.publisher()
-	if st == nil || pub == nil {
-		return
-	}
-	deadline := time.Now().Add(a.opts.DrainTimeout)
-	for time.Now().Before(deadline) {
-		s, err := st.Stats()
-		if err != nil || !pub.Link().Connected {
-			return
-		}
-		if p, o := s.Depth(); p+o == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func sensorIDs(cfg *config.Config) []string {
 	ids := make([]string, 0, len(cfg.Sensors))
 	for _, s := range cfg.Sensors {
@@ -469,8 +385,3 @@ func (r *rateLimit) allow() bool {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
-
-// EmergencyCut cuts every output without waiting: GPIO lines at once,
-// coils as soon as their bus lets them. For a shutdown that overran its
-// bound.
-func (a *App) EmergencyCut() { a.emergencyCut() }

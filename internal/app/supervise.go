@@ -6,6 +6,7 @@ import (
 
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/sdnotify"
 )
 
 // SuperviseEvery is how often the bus supervisor looks at every source.
@@ -98,4 +99,24 @@ func (a *App) live(now time.Time, d time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// watchdog pings systemd's watchdog at half its interval while the safety
+// core's loop and every source are live; a hung core or a stalled bus stops
+// the pings and systemd restarts the agent.
+func (a *App) watchdog(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if a.live(time.Now(), interval/2) {
+				if err := sdnotify.Watchdog(); err != nil && a.errLog.allow() {
+					a.log.Warn("sd_notify watchdog", "err", err)
+				}
+			}
+		}
+	}
 }
