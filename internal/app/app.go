@@ -111,6 +111,7 @@ type App struct {
 
 	exporters []*mtt.Exporter   // regulator uplinks (uplinks.go), set before the recorder starts
 	agg       *stats.Aggregator // statistics windows (owned by the recorder goroutine)
+	recBuf    []byte            // the recorder goroutine's encoding scratch
 }
 
 // New opens every output of cfg (GPIO outputs are written cut before it

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/hazmon/hazmon/internal/contract"
@@ -62,7 +63,10 @@ func (a *App) recordItems(items []safety.Item) {
 			if pub != nil {
 				pub.UpdateCurrent(c)
 			}
-			a.append(store.Telemetry, r.Time, c)
+			// Encoded by hand (contract.AppendReading: the bytes
+			// contract.Marshal would give), one allocation per reading.
+			a.recBuf = contract.AppendReading(a.recBuf[:0], c)
+			a.appendData(store.Telemetry, r.Time, slices.Clone(a.recBuf))
 			if a.agg != nil {
 				if a.agg.Due(r.Time) { // a reading of the next window closes this one
 					a.statsTick(context.Background(), r.Time, false)
@@ -116,18 +120,24 @@ func (a *App) retainAlarms(active []safety.Alarm, now time.Time) {
 // the buffer refuses (queue full, write error, no buffer) is counted and
 // reported in a data_loss event (loss.go), never dropped silently.
 func (a *App) append(stream store.Stream, ts time.Time, v any) {
+	data, err := contract.Marshal(v)
+	if err != nil {
+		a.refused(stream, ts, err)
+		return
+	}
+	a.appendData(stream, ts, data)
+}
+
+// appendData is append for a record already encoded (data is the store's
+// from then on). The store never refuses a record it can hold in memory;
+// one it drops later (memory bound) it reports itself, with its rec.
+func (a *App) appendData(stream store.Stream, ts time.Time, data []byte) {
 	st := a.buffer()
 	if st == nil {
 		a.refused(stream, ts, errNoBuffer)
 		return
 	}
-	data, err := contract.Marshal(v)
-	if err == nil {
-		// The store never refuses a record it can hold in memory; one it
-		// drops later (memory bound) it reports itself, with its rec.
-		err = st.AppendAsync(stream, ts, data, nil)
-	}
-	if err != nil {
+	if err := st.AppendAsync(stream, ts, data, nil); err != nil {
 		a.refused(stream, ts, err)
 	}
 }

@@ -346,7 +346,10 @@ func finite(p *float64, field string) error {
 func checkFinite(v any) error {
 	switch x := v.(type) {
 	case Reading:
-		return finite(x.Value, "reading "+x.Sensor+" value")
+		if x.Value != nil && (math.IsNaN(*x.Value) || math.IsInf(*x.Value, 0)) { // the field's name only on an error
+			return finite(x.Value, "reading "+x.Sensor+" value")
+		}
+		return nil
 	case *Reading:
 		return checkFinite(*x)
 	case Alarm:

@@ -206,25 +206,6 @@ func (e *TelemetryV2Encoder) AddValue(sensor string, ts int64, v float64, status
 	e.add(r)
 }
 
-// AppendJSONFloat appends a finite float64 f as encoding/json writes it:
-// the shortest form that reads back the same, with an exponent below 1e-6
-// and from 1e21, e-07 written e-7. The v2 telemetry and the current
-// snapshot encoders both use it.
-func AppendJSONFloat(b []byte, f float64) []byte {
-	abs, format := math.Abs(f), byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' { // e-09 → e-9, as encoding/json does
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
 func (e *TelemetryV2Encoder) add(r rawReading) {
 	idx, dec, known := e.x.lookup(r.sensor)
 	if e.n == 0 {

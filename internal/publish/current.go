@@ -61,9 +61,9 @@ func newCurrentSnapshot(o Options) currentSnapshot {
 	c.head = append(c.head, `{"v":`...)
 	c.head = strconv.AppendInt(c.head, contract.Version, 10)
 	c.head = append(c.head, `,"agent":`...)
-	c.head = appendString(c.head, o.Agent)
+	c.head = contract.AppendString(c.head, o.Agent)
 	c.head = append(c.head, `,"site":`...)
-	c.head = appendString(c.head, o.Site)
+	c.head = contract.AppendString(c.head, o.Site)
 	c.head = append(c.head, `,"ts":`...)
 	return c
 }
@@ -171,7 +171,7 @@ func (c *currentSnapshot) take(now time.Time) []byte {
 	for _, id := range c.ids {
 		e := c.entries[id]
 		if e.stale {
-			e.enc, e.stale = appendReading(e.enc[:0], e.r), false
+			e.enc, e.stale = contract.AppendReading(e.enc[:0], e.r), false
 		}
 		size += len(e.enc) + 1
 	}

@@ -1,0 +1,76 @@
+package contract
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+)
+
+// Hand-written JSON appenders for what is encoded per reading (the
+// buffered telemetry record, the current snapshot's entries, the v2
+// values): no reflection, no allocation beyond the buffer's growth.
+
+// AppendReading appends r encoded exactly as Marshal encodes it (same
+// fields, order, escapes and number format). The value must be finite or
+// nil (FromReading makes a non-finite value a null fault).
+func AppendReading(b []byte, r Reading) []byte {
+	b = append(b, `{"sensor":`...)
+	b = AppendString(b, r.Sensor)
+	b = append(b, `,"type":`...)
+	b = AppendString(b, r.Type)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, r.TS, 10)
+	b = append(b, `,"value":`...)
+	if r.Value == nil {
+		b = append(b, "null"...)
+	} else {
+		b = AppendJSONFloat(b, *r.Value)
+	}
+	b = append(b, `,"unit":`...)
+	b = AppendString(b, r.Unit)
+	b = append(b, `,"status":`...)
+	b = AppendString(b, r.Status)
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = AppendString(b, r.Error)
+	}
+	if r.Code != "" {
+		b = append(b, `,"code":`...)
+		b = AppendString(b, r.Code)
+	}
+	return append(b, '}')
+}
+
+// AppendString appends s as a JSON string as encoding/json writes it:
+// printable ASCII directly, anything else (escapes, HTML characters,
+// non-ASCII) through encoding/json itself.
+func AppendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// AppendJSONFloat appends a finite float64 f as encoding/json writes it:
+// the shortest form that reads back the same, with an exponent below 1e-6
+// and from 1e21, e-07 written e-7. The v2 telemetry and the current
+// snapshot encoders both use it.
+func AppendJSONFloat(b []byte, f float64) []byte {
+	abs, format := math.Abs(f), byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' { // e-09 → e-9, as encoding/json does
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
