@@ -440,9 +440,10 @@ func TestBuffer_StatsAndExport(t *testing.T) {
 	// A broker nobody answers on: every reading stays in the buffer.
 	ag := startAgent(t, "tcp://127.0.0.1:1", "")
 	c := control.NewClient(ag.socket)
-	waitFor(t, "10 readings buffered", func() bool {
+	waitFor(t, "12 readings buffered", func() bool {
+		// Telemetry only: the start-up events are pending too.
 		st, err := c.BufferStats(context.Background())
-		return err == nil && st.Pending >= 10
+		return err == nil && st.Streams["telemetry"].Pending >= 12
 	})
 
 	code, out, errs := hz(t, "", "buffer", "stats", "--config", ag.cfgPath)

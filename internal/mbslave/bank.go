@@ -116,6 +116,7 @@ type Bank struct {
 	drops    map[uint8]*dropState // DropEvery (drop.go)
 	echo     bool
 	held     map[coilKey]bool // HoldCoil (interlock.go)
+	slip     slipMeter        // Slip (slip.go)
 }
 
 // CoilWrite is one coil written by a client (FC05), as recorded by the Bank.

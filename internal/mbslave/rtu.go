@@ -223,6 +223,7 @@ func (s *rtuSession) handle(frame []byte) error {
 	if !answer {
 		return nil
 	}
+	start := time.Now()
 	wait := f.Delay
 	if s.baud > 0 {
 		wait += time.Duration(len(frame))*CharTime(s.baud) + FrameGap(s.baud)
@@ -248,7 +249,8 @@ func (s *rtuSession) handle(frame []byte) error {
 		}
 		return fmt.Errorf("modbus rtu slave: unit %d: %w", id, err)
 	}
-	if err := writeDuplicate(s.ctx, s.port, adu, f); err != nil {
+	s.bank.slip.note(time.Since(start), wait+replyTime(adu, f, CharTime(s.baud)))
+	if err := writeDuplicate(s.ctx, s.port, adu, f, &s.bank.slip); err != nil {
 		return fmt.Errorf("modbus rtu slave: unit %d: %w", id, err)
 	}
 	return nil

@@ -113,7 +113,7 @@ func (s *TCPServer) serveConn(ctx context.Context, c net.Conn) {
 		if err := writeReply(ctx, c, adu, f, 0); err != nil {
 			return
 		}
-		if err := writeDuplicate(ctx, c, adu, f); err != nil {
+		if err := writeDuplicate(ctx, c, adu, f, &s.Bank.slip); err != nil {
 			return
 		}
 	}
@@ -144,15 +144,28 @@ func writeReply(ctx context.Context, w io.Writer, adu []byte, f Fault, charTime 
 	return nil
 }
 
+// replyTime is what writeReply spends by design on adu: the pause of a
+// split reply and, at a line speed, each piece's characters.
+func replyTime(adu []byte, f Fault, charTime time.Duration) time.Duration {
+	d := time.Duration(len(f.Garbage)+len(adu)) * charTime
+	if f.Split > 0 && len(adu) > 1 {
+		d += f.Split
+	}
+	return d
+}
+
 // writeDuplicate writes adu again, in one piece, f.Duplicate after the
-// reply (nothing if f.Duplicate is 0 or ctx ends first).
-func writeDuplicate(ctx context.Context, w io.Writer, adu []byte, f Fault) error {
+// reply (nothing if f.Duplicate is 0 or ctx ends first), and notes in slip
+// how much later than that it was written.
+func writeDuplicate(ctx context.Context, w io.Writer, adu []byte, f Fault, slip *slipMeter) error {
+	start := time.Now()
 	if f.Duplicate <= 0 || !sleep(ctx, f.Duplicate) {
 		return nil
 	}
 	if _, err := w.Write(adu); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("write duplicate: %w", err)
 	}
+	slip.note(time.Since(start), f.Duplicate)
 	return nil
 }
 

@@ -44,8 +44,13 @@ func TestRTU_RandomFaultsNeverMisattribute(t *testing.T) {
 			bus := rtuBus(dev, baud, timeout)
 			bus.Turnaround = config.Duration(3 * DefaultTurnaround)
 			cl := openRTU(t, bus, line)
-			var ok, failed int
+			var ok, failed, void int
 			faults := map[string]int{}
+			// A stray frame of this round or the one before may land in
+			// this read only if the slave overslept the timing it played
+			// by more than that fault's margin (Bank.Slip): such a round
+			// is void, not a misattribution by the master.
+			var prevSlip, prevBound time.Duration = 0, time.Hour
 			for i := range rounds {
 				id := byte(1 + rng.IntN(units))
 				addr := uint16(rng.IntN(addrs))
@@ -67,18 +72,34 @@ func TestRTU_RandomFaultsNeverMisattribute(t *testing.T) {
 					kind, f.Split = "split", time.Duration(rng.Int64N(int64(3*time.Millisecond)))
 				}
 				faults[kind]++
+				bound := 2 * time.Millisecond
+				switch kind {
+				case "duplicate":
+					bound = SettleTime(baud) - f.Duplicate
+				case "late":
+					bound = time.Duration(bus.Turnaround) - (f.Delay - timeout)
+				}
 				bank.SetFault(id, f)
+				bank.ResetSlip()
 				data, err := cl.Read(id, TableHolding, addr, 1)
+				slip := bank.Slip()
+				worst, margin := max(slip, prevSlip), min(bound, prevBound)
+				prevSlip, prevBound = slip, bound
 				if err != nil {
 					failed++
 					continue
 				}
 				if got, want := word(data), valueAt(id, addr); got != want {
-					t.Errorf("round %d (%s): slave %d register %d read %d, want %d", i, kind, id, addr, got, want)
+					if worst > margin {
+						t.Logf("round %d (%s) void: slave %d register %d read %d, want %d, but the slave overslept by %v (margin %v)", i, kind, id, addr, got, want, worst, margin)
+						void++
+						continue
+					}
+					t.Errorf("round %d (%s): slave %d register %d read %d, want %d (slave's slip %v, margin %v)", i, kind, id, addr, got, want, worst, margin)
 				}
 				ok++
 			}
-			t.Logf("%d reads, %d failed; faults %v", ok, failed, faults)
+			t.Logf("%d reads, %d failed, %d void; faults %v", ok, failed, void, faults)
 			if ok < rounds/2 {
 				t.Errorf("only %d of %d reads succeeded", ok, rounds)
 			}

@@ -195,9 +195,9 @@ func TestPoller_OverloadKeepsInterlocksOnTime(t *testing.T) {
 	if !st.Overloaded || st.Load < 2 || st.Stretched != 20 {
 		t.Errorf("stats %+v, want overloaded with the 20 comfort sensors stretched", st)
 	}
-	if n := len(s.of("S019")); n == 0 {
-		t.Error("stretched sensor never read")
-	}
+	// Stretched, not starved: the last comfort sensor is read too (on a
+	// loaded host the wire carries less, so it may take a few periods).
+	s.waitFor(t, "S019", 10*time.Second, "a reading of the last stretched sensor", func(rs []reading.Reading) bool { return len(rs) > 0 })
 	// The wire is busy nearly all the time: utilisation from frame sizes.
 	if st.Utilisation < 0.5 || st.Utilisation > 1.1 || st.RequestsPerSec < 15 || st.RequestsPerSec > 45 {
 		t.Errorf("utilisation %.2f, %.1f requests/s; want about 0.9 and about 35/s", st.Utilisation, st.RequestsPerSec)
