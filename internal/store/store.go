@@ -129,6 +129,14 @@ type Store struct {
 	hwmErr   error     // the last failure to save the high-water mark
 	ageBase  int64     // run time (ms) accumulated by earlier runs
 	attached bool      // a file was attached since Open: numbering follows it
+	// flightDB and flightTx are the file and write transaction of the
+	// round being committed (nil, 0: none, or its transaction not begun);
+	// rounds counts the rounds finished. Stats uses them to count the
+	// records and messages of a commit under way once, in the file or in
+	// memory.
+	flightDB *bolt.DB
+	flightTx int
+	rounds   uint64
 
 	damage     atomic.Pointer[damageNote] // set by any goroutine that met damage; the writer resets the file
 	roundStart atomic.Int64               // unix ns of the commit in progress, 0 when idle
