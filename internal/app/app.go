@@ -319,7 +319,7 @@ func (a *App) Run(ctx context.Context) error {
 // TLS file) is a fatal error: outputs are already cut and stay cut.
 func (a *App) openUplink(cfg *config.Config) error {
 	st, err := store.Open(filepath.Join(cfg.Agent.DataDir, BufferFile), store.Options{
-		MaxBytes: cfg.Buffer.MaxBytes, MaxAge: cfg.Buffer.MaxAge.D(), Logger: a.log,
+		MaxBytes: cfg.Buffer.MaxBytes, MaxAge: cfg.Buffer.MaxAge.D(), CommitInterval: cfg.Buffer.CommitInterval.D(), Logger: a.log,
 	})
 	if err != nil {
 		a.log.Error("buffer unusable: monitoring and local safety go on without the uplink", "err", err)

@@ -137,27 +137,29 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 }
 
 // restartOnly names the first section that differs between a and b and
-// that only a restart can apply, or "".
+// that only a restart can apply, or "". Sections are compared by value
+// (reflect.DeepEqual), not with ==: a pointer field (buffer.commit_interval,
+// mqtt.current_deadband) points into each parsed file, so == would find two
+// loads of the same file different.
 func restartOnly(a, b *config.Config) string {
 	aa, ba := a.Agent, b.Agent
 	aa.MemoryLimit, ba.MemoryLimit = 0, 0 // a reload applies it
-	switch {
-	case aa != ba:
-		return "agent"
-	case !reflect.DeepEqual(a.MQTT, b.MQTT):
-		return "mqtt"
-	case a.Buffer != b.Buffer:
-		return "buffer"
-	case a.Control != b.Control:
-		return "control"
-	case a.Log != b.Log:
-		return "log"
-	case a.Stats != b.Stats:
-		return "stats"
-	case !reflect.DeepEqual(a.Uplinks, b.Uplinks):
-		return "uplinks"
-	case a.Metrics != b.Metrics:
-		return "metrics"
+	for _, s := range []struct {
+		name string
+		a, b any
+	}{
+		{"agent", aa, ba},
+		{"mqtt", a.MQTT, b.MQTT},
+		{"buffer", a.Buffer, b.Buffer},
+		{"control", a.Control, b.Control},
+		{"log", a.Log, b.Log},
+		{"stats", a.Stats, b.Stats},
+		{"uplinks", a.Uplinks, b.Uplinks},
+		{"metrics", a.Metrics, b.Metrics},
+	} {
+		if !reflect.DeepEqual(s.a, s.b) {
+			return s.name
+		}
 	}
 	return ""
 }

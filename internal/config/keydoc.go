@@ -45,9 +45,10 @@ var keyDocs = map[string]keyDoc{
 		MinCurrentInterval.String() + ".." + MaxCurrentInterval.String() + ")."},
 	"mqtt.rate_bytes": {"0 (unlimited)", "Bytes per second a backlog replay may send; set it below a slow uplink's capacity so keepalive pings are never starved."},
 
-	"buffer":           {"", "The store-and-forward buffer (bbolt) that keeps what the broker has not acknowledged."},
-	"buffer.max_bytes": {fmt.Sprint(DefaultBufferBytes), "Cap of the buffer in bytes (at least 1 MiB); beyond it the oldest telemetry is evicted, counted as data loss."},
-	"buffer.max_age":   {DefaultBufferMaxAge.String(), "Records older than this are evicted (records of major hazard sources are kept at least 30 days)."},
+	"buffer":                 {"", "The store-and-forward buffer (bbolt) that keeps what the broker has not acknowledged."},
+	"buffer.max_bytes":       {fmt.Sprint(DefaultBufferBytes), "Cap of the buffer in bytes (at least 1 MiB); beyond it the oldest telemetry is evicted, counted as data loss."},
+	"buffer.max_age":         {DefaultBufferMaxAge.String(), "Records older than this are evicted (records of major hazard sources are kept at least 30 days)."},
+	"buffer.commit_interval": {DefaultCommitInterval.String(), "Group-commit window (0..5s; 0: commit at once): telemetry and statistics arriving within it are written in one fsync'd transaction, and message formation and acks ride on those commits; the most a power cut can lose of readings not yet committed. Alarms and events are committed at once."},
 
 	"buses":             {"", "Modbus links: one per RS-485 port or Modbus TCP device."},
 	"buses[].name":      {"required", "Unique name, referred to by sensors[].bus and outputs[].modbus.bus."},

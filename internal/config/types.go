@@ -94,6 +94,12 @@ type TLS struct {
 type Buffer struct {
 	MaxBytes int64    `yaml:"max_bytes"` // 0 = default 256 MiB
 	MaxAge   Duration `yaml:"max_age"`   // 0 = default 30 days (records kept ≥ 30 days for major hazard sources)
+	// CommitInterval is the buffer's group-commit window (0..5s; unset:
+	// DefaultCommitInterval): telemetry and statistics gathered within it
+	// are written in one fsync'd transaction, so it bounds what a power
+	// cut can lose of readings not yet committed. 0 commits at once.
+	// Alarms and events are always committed at once.
+	CommitInterval *Duration `yaml:"commit_interval"`
 }
 
 // Bus is one Modbus link: a TCP connection or an RS-485 serial port.

@@ -55,9 +55,12 @@ type queueKind struct {
 	name   string
 	inject bool // faults through the hooks (else made real, where the case can)
 	memory bool // no file at all
+	// group: the fault-injecting file with a 200 ms group-commit window (the agent's
+	// default buffer.commit_interval)
+	group bool
 }
 
-var queueKinds = []queueKind{{name: "bbolt"}, {name: "fault-injecting", inject: true}, {name: "memory", memory: true}}
+var queueKinds = []queueKind{{name: "bbolt"}, {name: "group-commit", inject: true, group: true}, {name: "fault-injecting", inject: true}, {name: "memory", memory: true}}
 
 // harness is one case's queue and consumer.
 type harness struct {
@@ -76,6 +79,9 @@ func (h *harness) opts() store.Options {
 		RetryMin: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond, MinFree: -1}
 	if h.kind.inject {
 		o.Fault = h.f.fault
+	}
+	if h.kind.group {
+		o.CommitInterval = 200 * time.Millisecond
 	}
 	return o
 }

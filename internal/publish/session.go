@@ -223,7 +223,13 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 	storeRetry := (<-chan time.Time)(nil)
 	for {
 		// Fill the window, highest-priority stream first, within the
-		// message and byte windows and the rate.
+		// message and byte windows and the rate. A Form may wait for the
+		// buffer's commit window (Options.CommitInterval, 200 ms by
+		// default): with steady readings every Form finds records waiting
+		// for it, so the pass ends (cut) once it has run fillPassMax, and
+		// the select below serves PUBACKs, their timeouts, a stop and a
+		// lost link before the next pass.
+		passStart, cut := time.Now(), false
 		for storeRetry == nil && pace == nil && len(inflight) < p.opts.Window {
 			if wait := time.Until(nextSend); p.opts.RateBytes > 0 && wait > 0 {
 				pace = time.After(wait)
@@ -253,6 +259,10 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 				}
 				nextSend = nextSend.Add(time.Duration(len(m.Payload)) * time.Second / time.Duration(p.opts.RateBytes))
 			}
+			if time.Since(passStart) >= fillPassMax {
+				cut = true
+				break
+			}
 		}
 		p.setLink(func(l *Link) { l.InFlight = len(inflight) })
 		cur.arm(p)
@@ -261,7 +271,15 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		var timeout <-chan time.Time
 		if len(inflight) > 0 {
 			done = inflight[0].tok.Done()
-			timeout = time.After(time.Until(inflight[0].at.Add(p.opts.PublishTimeout)))
+			select {
+			case <-done: // acknowledged already (during a long pass): no timeout to race it
+			default:
+				timeout = time.After(time.Until(inflight[0].at.Add(p.opts.PublishTimeout)))
+			}
+		}
+		var again <-chan struct{} // a cut pass goes on once what is ready is served
+		if cut {
+			again = closedCh
 		}
 		select {
 		case <-ctx.Done():
@@ -290,6 +308,7 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 			f := inflight[0]
 			return fmt.Errorf("publish %s seq %d: %w", f.msg.Stream, f.msg.Seq, ErrPubackTimeout)
 		case <-p.st.Notify():
+		case <-again:
 		case <-storeRetry:
 			storeRetry = nil
 		case <-cur.t.C:
@@ -302,6 +321,14 @@ func (p *Publisher) session(ctx context.Context, c mqtt.Client, lost <-chan erro
 		}
 	}
 }
+
+// fillPassMax bounds one pass of a session's window fill: past it, the
+// pass ends after its current message, so PUBACKs, their timeouts, a stop
+// and a lost link are served at least every fillPassMax plus one Form.
+const fillPassMax = 20 * time.Millisecond
+
+// closedCh is always ready.
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // errStopped is returned by session after its shutdown (stop) is done.
 var errStopped = errors.New("publisher stopped")

@@ -32,6 +32,9 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 // records out), deletions, dead letters and acks; then eviction.
 func (s *Store) commit(sn *snapshot) error {
 	return s.update(func(tx *bolt.Tx) error {
+		s.mu.Lock()
+		s.flightDB, s.flightTx = tx.DB(), tx.ID()
+		s.mu.Unlock()
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return errors.Join(errDamaged, errors.New("no meta bucket"))

@@ -19,6 +19,7 @@ import (
 const (
 	envHelperPath  = "HAZMON_STORE_HELPER_PATH"
 	envHelperStart = "HAZMON_STORE_HELPER_START"
+	envHelperGroup = "HAZMON_STORE_HELPER_COMMIT_INTERVAL"
 )
 
 // TestHelperProcess is not a test: re-executed by TestStore_KillNine, it
@@ -30,7 +31,8 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestStore_KillNine")
 	}
 	start, _ := strconv.Atoi(os.Getenv(envHelperStart))
-	s, err := Open(path, Options{Logger: quiet})
+	interval, _ := time.ParseDuration(os.Getenv(envHelperGroup))
+	s, err := Open(path, Options{Logger: quiet, CommitInterval: interval})
 	if err != nil {
 		fmt.Println("open error:", err)
 		os.Exit(2)
@@ -57,7 +59,13 @@ func TestHelperProcess(t *testing.T) {
 	}
 }
 
-func TestStore_KillNine(t *testing.T) {
+func TestStore_KillNine(t *testing.T) { killNine(t, 0) }
+
+// With a group-commit window, Append returns only once its window was
+// committed: what it confirmed survives kill -9 all the same.
+func TestStore_KillNineGroupCommit(t *testing.T) { killNine(t, 50*time.Millisecond) }
+
+func killNine(t *testing.T, interval time.Duration) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
@@ -66,7 +74,7 @@ func TestStore_KillNine(t *testing.T) {
 	start := 0
 	for round := 0; round < 4; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), envHelperPath+"="+path, envHelperStart+"="+strconv.Itoa(start))
+		cmd.Env = append(os.Environ(), envHelperPath+"="+path, envHelperStart+"="+strconv.Itoa(start), envHelperGroup+"="+interval.String())
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

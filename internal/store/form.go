@@ -19,9 +19,15 @@ const maxDeadPerForm = 64
 // records (and, beyond the first, at most maxBytes of record data) with
 // contiguous record numbers, oldest first, and assigns the stream's next
 // seq. The message is written to the outbox by the next writer round;
-// Form waits for that round at most StallAfter (not at all while the disk
-// is stalled or the file unusable): past that the message is returned
-// from memory, and still written when the disk recovers. A record that
+// Form waits for that round at most CommitInterval + StallAfter (not at
+// all while the disk is stalled or the file unusable): past that the
+// message is returned from memory, and still written when the disk
+// recovers. With a CommitInterval, a Form of telemetry or statistics
+// waits for the end of an open commit window and then forms, besides the
+// message it returns, further messages from what is pending (at most
+// formAheadMax), all written by the window's commit: the caller finds them
+// in Outbox. A message is published only once it is written, so after a
+// crash it is sent again as an exact repeat. A record that
 // build cannot encode (or that is malformed in the file) is moved to the
 // dead letters and reported in a data_loss event (reason "unreadable"),
 // and the stream goes on. ok is false if the stream has nothing pending.
@@ -38,13 +44,51 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 	if maxItems <= 0 {
 		maxItems = 1
 	}
+	release := s.atGate(stream)
+	f, ok, err := s.formOne(stream, maxItems, maxBytes, build)
+	if ok && s.opts.CommitInterval > 0 && s.fileOpen() && !s.stalled() {
+		s.formAhead(stream, maxItems, maxBytes, build, len(f.msg.Payload))
+	}
+	release()
+	if err != nil || !ok {
+		return Message{}, false, err
+	}
+	if s.fileOpen() {
+		s.waitWritten(f)
+	}
+	return f.msg, true, nil
+}
+
+// Bounds of the messages one Form forms ahead (CommitInterval > 0): they
+// are written by the same commit and published from the outbox.
+const (
+	formAheadMax   = 64
+	formAheadBytes = 4 << 20
+)
+
+// formAhead forms further messages of stream from what is pending, so
+// that one commit carries them all; the publisher takes them from the
+// outbox (Outbox) once that commit is written.
+func (s *Store) formAhead(stream Stream, maxItems, maxBytes int, build BuildFunc, size int) {
+	for n := 1; n < formAheadMax && size < formAheadBytes; n++ {
+		f, ok, err := s.formOne(stream, maxItems, maxBytes, build)
+		if err != nil || !ok {
+			return // the error, if lasting, is the next Form's to return
+		}
+		size += len(f.msg.Payload)
+	}
+}
+
+// formOne forms one message (see Form) and adds it to the lane, without
+// waiting for the disk.
+func (s *Store) formOne(stream Stream, maxItems, maxBytes int, build BuildFunc) (*formed, bool, error) {
 	for dead := 0; dead < maxDeadPerForm; {
 		items, bad, err := s.pick(stream, maxItems, maxBytes)
 		if err != nil {
-			return Message{}, false, fmt.Errorf("buffer %s: form %s message: %w", s.path, stream, err)
+			return nil, false, fmt.Errorf("buffer %s: form %s message: %w", s.path, stream, err)
 		}
 		if len(items) == 0 {
-			return Message{}, false, nil
+			return nil, false, nil
 		}
 		if bad == 0 {
 			s.deadLetter(stream, items[0], "malformed record in the buffer file")
@@ -82,12 +126,9 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 		if !ok {
 			continue // the writer evicted some of them meanwhile: pick again
 		}
-		if s.fileOpen() {
-			s.waitWritten(f)
-		}
-		return f.msg, true, nil
+		return f, true, nil
 	}
-	return Message{}, false, nil
+	return nil, false, nil
 }
 
 func (s *Store) isReadOnly() bool {
@@ -103,9 +144,10 @@ func (s *Store) peekSeq(stream Stream) uint64 {
 }
 
 // waitWritten waits until f is written, at most until the write under
-// way (or, if none, one starting now) has taken StallAfter.
+// way (or, if none, one starting at the end of the commit window) has
+// taken StallAfter.
 func (s *Store) waitWritten(f *formed) {
-	deadline := time.Now().Add(StallAfter)
+	deadline := time.Now().Add(s.opts.CommitInterval + StallAfter)
 	if t := s.roundStart.Load(); t != 0 {
 		deadline = time.Unix(0, t).Add(StallAfter)
 	}

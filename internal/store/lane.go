@@ -130,8 +130,10 @@ func (s *Store) initLanes(st hwmState, file map[Stream][2]uint64) {
 func (s *Store) ageNow() int64 { return s.ageBase + s.opts.Mono().Milliseconds() }
 
 // AppendAsync accepts a record without waiting for the disk: it is
-// numbered and queued for the next commit. done (may be nil) is called
-// from the writer once the record is in the file (nil), or with
+// numbered and queued for the next commit (telemetry and statistics: at
+// most Options.CommitInterval later; alarms and events: at once). done
+// (may be nil) is called from the writer once the record is in the file
+// (fsync'd: nil), never before, or with
 // ErrEvicted if the memory bound dropped it first (reported in a
 // data_loss event), or ErrClosed if Close found it still in memory. It
 // fails only after Close (ErrClosed) or for an unknown stream.
@@ -148,21 +150,28 @@ func (s *Store) AppendAsync(stream Stream, ts time.Time, data []byte, done func(
 		s.mu.Unlock()
 		return ErrBusy
 	}
+	// The writer needs waking for the first record of a commit window
+	// (later ones join it) and for anything urgent.
+	wake := s.opts.CommitInterval <= 0 || urgentStream(stream) || !s.lanes[stream].hasQueued()
 	s.appendLocked(stream, ts.UnixMilli(), data, done)
 	var dropped []func(error)
 	if s.memBytes > s.opts.QueueBytes {
-		dropped = s.shedLocked()
+		dropped = s.shedLocked() // queues data_loss events: urgent
+		wake = true
 	}
 	s.mu.Unlock()
 	for _, d := range dropped {
 		d(ErrEvicted)
 	}
-	s.wake()
+	if wake {
+		s.wake()
+	}
 	if stream != Telemetry || !s.fileOpen() || s.stalled() {
 		// Alarms and events go out at once (Form writes them with their
 		// message); with no file or a stalled disk no commit will announce
 		// telemetry either. Telemetry otherwise waits for its commit, to
-		// go out in batches.
+		// go out in batches (with a CommitInterval the writer announces
+		// the window it opens, and Form waits for its end: group.go).
 		s.signal()
 	}
 	return nil

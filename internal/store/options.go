@@ -47,6 +47,11 @@ const (
 	// of a file that could not be written.
 	DefaultRetryMin = time.Second
 	DefaultRetryMax = 30 * time.Second
+	// AckFlushAfter is how late acks (and the deletions they cause) are
+	// written when nothing else is (CommitInterval > 0): they ride on the
+	// next commit otherwise. An ack not yet written when the agent dies
+	// only means that message is sent again, byte for byte (same seq).
+	AckFlushAfter = 5 * time.Second
 )
 
 // Errors returned by the store.
@@ -66,14 +71,24 @@ var (
 
 // Options tunes a Store. Zero values take the defaults above.
 type Options struct {
-	LockTimeout time.Duration    // wait for the file lock; default DefaultLockTimeout
-	MaxBytes    int64            // cap of queued item+message bytes in the file; default DefaultMaxBytes
-	MaxAge      time.Duration    // drop telemetry and events older than this (run time); default DefaultMaxAge
-	QueueBytes  int64            // record bytes held in memory; default DefaultQueueBytes
-	MaxBatch    int              // records per commit; default DefaultMaxBatch
-	CommitDelay time.Duration    // optional extra wait to grow a batch; default 0
-	NoSync      bool             // skip fsync: ONLY for benchmarks and tests of logic
-	Now         func() time.Time // wall clock (event ts only); default time.Now
+	LockTimeout time.Duration // wait for the file lock; default DefaultLockTimeout
+	MaxBytes    int64         // cap of queued item+message bytes in the file; default DefaultMaxBytes
+	MaxAge      time.Duration // drop telemetry and events older than this (run time); default DefaultMaxAge
+	QueueBytes  int64         // record bytes held in memory; default DefaultQueueBytes
+	MaxBatch    int           // records per commit; default DefaultMaxBatch
+	// CommitInterval is the group-commit window: what arrives within it
+	// after the first pending telemetry or statistics record (or message)
+	// is written in one fsync'd transaction, and acks ride on those
+	// commits. It bounds what a power cut can lose of records not yet
+	// committed. Alarms and events are written at once. Default 0: every
+	// round commits at once (config buffer.commit_interval sets 200 ms).
+	CommitInterval time.Duration
+	NoSync         bool             // skip fsync: ONLY for benchmarks and tests of logic
+	Now            func() time.Time // wall clock (event ts only); default time.Now
+	// After returns a channel that receives once d has passed: the
+	// writer's timers (CommitInterval, AckFlushAfter, retries of the
+	// high-water mark). Default time.After; tests inject a fake clock.
+	After func(d time.Duration) <-chan time.Time
 	// Mono is the monotonic clock that ages records: the time since an
 	// arbitrary start. Default: time since Open on Go's monotonic clock.
 	// The file keeps the run time accumulated over earlier runs.
@@ -131,6 +146,12 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	if o.CommitInterval < 0 {
+		o.CommitInterval = 0
 	}
 	if o.Mono == nil {
 		start := time.Now()

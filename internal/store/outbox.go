@@ -71,8 +71,11 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 }
 
 // Ack removes the message (stream, seq) after its PUBACK, without waiting
-// for the disk (the removal is written by the next round). Acking a seq
-// that is not there (already acked) is not an error.
+// for the disk: Outbox no longer offers it, and the removal rides on the
+// next commit (with a CommitInterval and nothing else to write, it is
+// written AckFlushAfter later; until then a crash means the message is
+// sent again, byte for byte, under its seq). Acking a seq that is not
+// there (already acked) is not an error.
 func (s *Store) Ack(stream Stream, seq uint64) error {
 	if streamIndex(stream) < 0 {
 		return fmt.Errorf("buffer: unknown stream %q", stream)

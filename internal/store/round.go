@@ -50,6 +50,8 @@ func (s *Store) take() *snapshot {
 func (s *Store) finish(sn *snapshot, err error) {
 	var dones []func(error)
 	s.mu.Lock()
+	s.flightDB, s.flightTx = nil, 0
+	s.rounds++
 	for name, recs := range sn.recs {
 		l := s.lanes[name]
 		if err != nil {

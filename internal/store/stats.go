@@ -44,42 +44,78 @@ func (st Stats) Depth() (pending, outbox int) {
 }
 
 // Stats returns the current depth of every stream, from the file (if it
-// can be read) and memory.
+// can be read) and memory. The records and messages of a commit under way
+// are counted once: in the file if the file read saw that commit, else in
+// memory (the read is taken again if a round finished meanwhile).
 func (s *Store) Stats() (Stats, error) {
-	st := Stats{Streams: map[Stream]StreamStats{}}
-	err := s.view(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil {
-			return nil
+	var st Stats
+	for try := 0; ; try++ {
+		s.mu.Lock()
+		rounds := s.rounds
+		s.mu.Unlock()
+		var readDB *bolt.DB
+		readTx := 0
+		st = Stats{Streams: map[Stream]StreamStats{}}
+		err := s.view(func(tx *bolt.Tx) error {
+			readDB, readTx = tx.DB(), tx.ID()
+			return s.fileStats(tx, &st)
+		})
+		if err != nil && !errors.Is(err, errNoDB) {
+			return Stats{}, fmt.Errorf("buffer %s: stats: %w", s.path, err)
 		}
-		c := loadCounters(meta)
-		st.Bytes = c.bytes
-		st.FileSize = tx.Size()
-		for i, name := range Streams {
-			ss := StreamStats{Pending: int(c.items[i]), Outbox: int(c.outbox[i]), Evicted: uint64(c.evicted[i])}
-			if c.missingPerStrm { // a read-only look at a file from before the counters
-				ss.Pending, ss.Outbox = tx.Bucket(itemsBucket(name)).Stats().KeyN, tx.Bucket(outboxBucket(name)).Stats().KeyN
-			}
-			if db := tx.Bucket(deadBucket(name)); db != nil {
-				ss.Dead = db.Stats().KeyN
-			}
-			for _, b := range []*bolt.Bucket{tx.Bucket(outboxBucket(name)), tx.Bucket(itemsBucket(name))} {
-				if b == nil {
-					continue
-				}
-				if _, v := b.Cursor().First(); len(v) >= 8 {
-					ss.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
-					break
-				}
-			}
-			st.Streams[name] = ss
+		s.mu.Lock()
+		if s.rounds != rounds && try < 4 {
+			s.mu.Unlock()
+			continue // a round finished during the read: the file and memory may disagree
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errNoDB) {
-		return Stats{}, fmt.Errorf("buffer %s: stats: %w", s.path, err)
+		// The commit under way is in what the file read saw only if the
+		// read began after it (bbolt: a read's ID is the last committed
+		// write's).
+		seen := s.flightDB != nil && s.flightDB == readDB && readTx >= s.flightTx
+		s.memStatsLocked(&st, seen)
+		s.mu.Unlock()
+		break
 	}
-	s.mu.Lock()
+	if fi, err := os.Stat(s.path); err == nil && fi.Mode().IsRegular() {
+		st.FileSize = fi.Size()
+	}
+	return st, nil
+}
+
+// fileStats reads the file's part of Stats.
+func (s *Store) fileStats(tx *bolt.Tx, st *Stats) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return nil
+	}
+	c := loadCounters(meta)
+	st.Bytes = c.bytes
+	st.FileSize = tx.Size()
+	for i, name := range Streams {
+		ss := StreamStats{Pending: int(c.items[i]), Outbox: int(c.outbox[i]), Evicted: uint64(c.evicted[i])}
+		if c.missingPerStrm { // a read-only look at a file from before the counters
+			ss.Pending, ss.Outbox = tx.Bucket(itemsBucket(name)).Stats().KeyN, tx.Bucket(outboxBucket(name)).Stats().KeyN
+		}
+		if db := tx.Bucket(deadBucket(name)); db != nil {
+			ss.Dead = db.Stats().KeyN
+		}
+		for _, b := range []*bolt.Bucket{tx.Bucket(outboxBucket(name)), tx.Bucket(itemsBucket(name))} {
+			if b == nil {
+				continue
+			}
+			if _, v := b.Cursor().First(); len(v) >= 8 {
+				ss.Oldest = time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
+				break
+			}
+		}
+		st.Streams[name] = ss
+	}
+	return nil
+}
+
+// memStatsLocked adds memory's part of Stats. seen: the file read saw the
+// commit under way, so what it takes (inFlight) is counted from the file.
+func (s *Store) memStatsLocked(st *Stats, seen bool) {
 	st.MemoryBytes, st.Epoch = s.memBytes, s.epoch
 	if s.fault != nil {
 		st.Fault = s.fault.Error()
@@ -88,7 +124,7 @@ func (s *Store) Stats() (Stats, error) {
 		l := s.lanes[name]
 		ss := st.Streams[name]
 		for _, r := range l.queued {
-			if !r.inFlight {
+			if !r.inFlight || !seen {
 				ss.Memory++
 				if !l.isTaken(r.rec) {
 					ss.Pending++
@@ -97,7 +133,7 @@ func (s *Store) Stats() (Stats, error) {
 		}
 		for _, f := range l.unwritten {
 			ss.Memory++
-			if !f.inFlight {
+			if !f.inFlight || !seen {
 				ss.Outbox++
 			}
 		}
@@ -113,11 +149,6 @@ func (s *Store) Stats() (Stats, error) {
 		}
 		st.Streams[name] = ss
 	}
-	s.mu.Unlock()
-	if fi, err := os.Stat(s.path); err == nil && fi.Mode().IsRegular() {
-		st.FileSize = fi.Size()
-	}
-	return st, nil
 }
 
 // Pending returns up to max pending records (not yet formed into a

@@ -10,6 +10,13 @@
 //	Form  (next seq, records → message)        → outbox, written by the next round
 //	Ack   (after PUBACK)                        → removed by a later round
 //
+// With Options.CommitInterval the writer gathers telemetry and statistics
+// for that long after the first record waiting, and a Form of them waits
+// for the end of that window, so the records, the messages formed from
+// them and the acks that came meanwhile share one transaction (group.go);
+// alarms and events are written at once, and nothing is written while
+// nothing waits.
+//
 // Record numbers (rec) are assigned per stream when a record is accepted,
 // are contiguous and never reused; seq is assigned per stream when a
 // message is formed. Both continue across a reset of the file from a
@@ -96,7 +103,8 @@ type BuildFunc func(h Head, items []Item) ([]byte, error)
 
 // Store is the buffer. Its methods are safe for concurrent use; none of
 // AppendAsync, Ack, Notify and Health waits for the disk, and Form waits
-// at most StallAfter.
+// at most CommitInterval + StallAfter (at the commit window's gate, then
+// for the write).
 type Store struct {
 	path string
 	opts Options
@@ -121,6 +129,14 @@ type Store struct {
 	hwmErr   error     // the last failure to save the high-water mark
 	ageBase  int64     // run time (ms) accumulated by earlier runs
 	attached bool      // a file was attached since Open: numbering follows it
+	// flightDB and flightTx are the file and write transaction of the
+	// round being committed (nil, 0: none, or its transaction not begun);
+	// rounds counts the rounds finished. Stats uses them to count the
+	// records and messages of a commit under way once, in the file or in
+	// memory.
+	flightDB *bolt.DB
+	flightTx int
+	rounds   uint64
 
 	damage     atomic.Pointer[damageNote] // set by any goroutine that met damage; the writer resets the file
 	roundStart atomic.Int64               // unix ns of the commit in progress, 0 when idle
@@ -135,6 +151,10 @@ type Store struct {
 	evictUnlogged int64
 	free          freeCache
 	formMu        [len(Streams)]sync.Mutex // one Form at a time per stream
+
+	gate    chan struct{} // open window of the group commit (nil: none); closed when it ends (group.go)
+	forming int           // Forms let through the gate, still adding their messages
+	formed  chan struct{} // a Form let through the gate is done
 }
 
 // Open opens (or creates) the buffer at path and checks the file whole.
@@ -188,6 +208,7 @@ func newStore(path string, opts Options) *Store {
 		work:       make(chan struct{}, 1),
 		notify:     make(chan struct{}, 1),
 		compactReq: make(chan struct{}, 1),
+		formed:     make(chan struct{}, 1),
 		epoch:      1,
 	}
 }
@@ -263,7 +284,9 @@ func (s *Store) stalled() bool {
 }
 
 // Append queues a record and waits until it is written to the file
-// (fsynced) or ctx ends. A nil error means the record survives a crash.
+// (fsynced) or ctx ends: a telemetry or statistics record up to
+// Options.CommitInterval longer than the write. A nil error means the
+// record survives a crash.
 func (s *Store) Append(ctx context.Context, stream Stream, ts time.Time, data []byte) error {
 	ch := make(chan error, 1)
 	if err := s.AppendAsync(stream, ts, data, func(err error) { ch <- err }); err != nil {
@@ -278,7 +301,8 @@ func (s *Store) Append(ctx context.Context, stream Stream, ts time.Time, data []
 }
 
 // Close stops accepting records, writes what is held in memory if the
-// file can be written, and closes the file. Records it could not write
+// file can be written (at once: an open commit window ends), and closes
+// the file. Records it could not write
 // are logged as lost (their done callbacks get ErrClosed). It is safe to
 // call more than once.
 func (s *Store) Close() error {

@@ -37,7 +37,9 @@ func (sn *snapshot) empty() bool {
 }
 
 // writer is the single goroutine that writes the file: each round commits
-// everything taken (group commit, one fsync). While the file cannot be
+// everything taken (group commit, one fsync), and between rounds it waits
+// as Options.CommitInterval says (awaitRound, group.go): no transaction
+// while nothing is waiting. While the file cannot be
 // used it retries it with back-off; damage found by anyone makes it move
 // the file aside and salvage it.
 func (s *Store) writer() {
@@ -60,6 +62,9 @@ func (s *Store) writer() {
 	}
 	retryDue := false
 	closeFails := 0 // failed rounds since Close: Close tries the file once more, not forever
+	if s.fileOpen() {
+		s.awaitRound() // what Open queued is written as it would be later (at once if urgent)
+	}
 	for {
 		closing := s.isClosed()
 		if closing && closeFails >= 2 {
@@ -134,27 +139,7 @@ func (s *Store) writer() {
 		if more {
 			continue
 		}
-		var again <-chan time.Time
-		s.mu.Lock()
-		if s.hwmErr != nil { // try the high-water mark again even while idle
-			again = time.After(s.opts.RetryMin)
-		}
-		s.mu.Unlock()
-		select {
-		case <-again:
-		case <-s.work:
-			if s.opts.CommitDelay > 0 {
-				time.Sleep(s.opts.CommitDelay)
-			}
-		case <-s.compactReq:
-			db := s.currentDB()
-			if _, _, err := s.maybeCompact(false); err != nil {
-				s.log.Error("buffer compaction failed", "path", s.path, "err", err)
-				if isDamage(err) {
-					s.noteDamage(db, err)
-				}
-			}
-		}
+		s.awaitRound()
 	}
 }
 
