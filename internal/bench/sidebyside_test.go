@@ -30,7 +30,8 @@ var sideSizes = []int{1, 100, 500}
 // HAZMON_BENCH_CEILING_SECONDS (default 5) and HAZMON_BENCH_STEP_SECONDS
 // (default 8) the windows of the poll ceiling and the throughput steps, and
 // HAZMON_BENCH_PARTS (default all) a selection of side, ceiling and
-// throughput.
+// throughput, and HAZMON_BENCH_TELEMETRY hazmon's mqtt.telemetry (v1, v2,
+// both; default v1).
 func TestBenchSideBySide(t *testing.T) {
 	if os.Getenv("HAZMON_BENCH") != "1" {
 		t.Skip("set HAZMON_BENCH=1 (make bench) to run the side-by-side benchmark")
@@ -60,6 +61,10 @@ func TestBenchSideBySide(t *testing.T) {
 		fmt.Fprintf(&out, "Telegraf: %s\n", tg)
 	}
 
+	tele := os.Getenv("HAZMON_BENCH_TELEMETRY") // hazmon's mqtt.telemetry
+	if tele != "" {
+		fmt.Fprintf(&out, "hazmon with mqtt.telemetry: %s\n", tele)
+	}
 	sizes := envInts("HAZMON_BENCH_SIZES", sideSizes)
 	parts := os.Getenv("HAZMON_BENCH_PARTS")
 	part := func(name string) bool { return parts == "" || strings.Contains(parts, name) }
@@ -73,7 +78,7 @@ func TestBenchSideBySide(t *testing.T) {
 		}
 		for _, n := range sizes {
 			for _, k := range kinds {
-				spec := runSpec{kind: k, fleet: fleet{n: n, base: 1000, stride: 1, interval: time.Second},
+				spec := runSpec{kind: k, fleet: fleet{n: n, base: 1000, stride: 1, interval: time.Second, telemetry: tele},
 					warmup: 3 * time.Second, window: window, syncWindow: syncWin}
 				t.Run(fmt.Sprintf("run%d/%d-sensors/%s", run+1, n, strings.ReplaceAll(k.String(), " ", "")), func(t *testing.T) {
 					r := runAgent(t, b, spec)

@@ -17,6 +17,9 @@ type fleet struct {
 	stride   int           // 1: adjacent (coalesced into reads of ≤ 125 registers)
 	interval time.Duration // poll interval of every sensor
 	maxGap   string        // hazmon buses[].max_gap; "" = the default
+	// telemetry is hazmon's mqtt.telemetry (v1, v2, both); "" = the
+	// default (v1).
+	telemetry string
 }
 
 func (f fleet) addr(i int) int { return f.base + i*f.stride }
@@ -41,14 +44,18 @@ func (f fleet) hazmonConfig(dir, slave, broker string) string {
 	if f.maxGap != "" {
 		gap = ", max_gap: " + f.maxGap
 	}
+	tele := ""
+	if f.telemetry != "" {
+		tele = ", telemetry: " + f.telemetry
+	}
 	fmt.Fprintf(&b, `agent: {id: gw-bench, site: bench, data_dir: %q}
-mqtt: {brokers: [%q], keepalive: 10s}
+mqtt: {brokers: [%q], keepalive: 10s%s}
 control: {socket: %q}
 log: {level: warn, format: text}
 buses:
   - {name: plc, protocol: tcp, address: %q, timeout: 1s%s}
 sensors:
-`, dir+"/data", broker, dir+"/hazmon.sock", slave, gap)
+`, dir+"/data", broker, tele, dir+"/hazmon.sock", slave, gap)
 	for i := range f.n {
 		fmt.Fprintf(&b, "  - {id: T%04d, type: temperature, bus: plc, slave: 1, table: holding, address: %d, format: uint16, scale: 0.1, unit: C, interval: %s}\n",
 			i, f.addr(i), f.interval)
