@@ -237,10 +237,23 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	ctx := context.Background()
 	bank.SetHolding(1, 5, 30)  // CO 30 ppm: default alarm ≥ 24
 	bank.SetHolding(1, 0, 160) // 1.60 %CH4: alarm and cut-off
-	waitFor(t, 5*time.Second, "alarms raised", func() bool { return len(a.core.ActiveAlarms()) == 3 })
+	// The gas sensors' alarms only: on a loaded host the breaker's feed
+	// check may time out meanwhile (FEED-3/fault), which the reload
+	// neither raises nor clears.
+	gas := func() (n int) {
+		for _, al := range a.core.ActiveAlarms() {
+			if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 5*time.Second, "alarms raised", func() bool { return gas() == 3 })
 	raisedIDs := map[string]string{}
 	for _, al := range alarmsOf(a) {
-		raisedIDs[al.Sensor+"/"+al.Level] = al.AlarmID
+		if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+			raisedIDs[al.Sensor+"/"+al.Level] = al.AlarmID
+		}
 	}
 
 	orig, _ := os.ReadFile(path)
@@ -255,14 +268,16 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	}
 	var active []string
 	for _, al := range alarmsOf(a) {
-		active = append(active, al.Sensor+"/"+al.Level)
+		if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+			active = append(active, al.Sensor+"/"+al.Level)
+		}
 	}
 	slices.Sort(active)
 	if strings.Join(active, " ") != "CH4-101/alarm CH4-101/cutoff" {
 		t.Fatalf("active alarms after reload: %v", active)
 	}
 	bank.SetHolding(1, 0, 40)
-	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return len(a.core.ActiveAlarms()) == 0 })
+	waitFor(t, 5*time.Second, "alarms cleared", func() bool { return gas() == 0 })
 	// The cleared records are committed by the buffer's writer after the
 	// core cleared the alarms: wait for them, do not race the commit.
 	cleared := map[string]string{}
