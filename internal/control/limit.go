@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +27,8 @@ const (
 	// maxRefusing bounds the busy answers being written at once; beyond
 	// it a connection is closed without one.
 	maxRefusing = 16
-	// refuseTimeout bounds writing one busy answer.
+	// refuseTimeout bounds reading the request of a refused connection,
+	// and then writing it the busy answer.
 	refuseTimeout = 250 * time.Millisecond
 )
 
@@ -136,9 +138,9 @@ func busyReply(open int) []byte {
 	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n", len(body)+1, body)
 }
 
-// refuse answers c busy and closes it, in its own goroutine (owned by l,
-// waited for by Close) within refuseTimeout; with maxRefusing answers
-// already in progress it closes c at once.
+// refuse answers c busy, after its request header, and closes it, in its
+// own goroutine (owned by l, waited for by Close) within 2 × refuseTimeout;
+// with maxRefusing answers already in progress it closes c at once.
 func (l *limitListener) refuse(c net.Conn, open int) {
 	select {
 	case l.refusing <- struct{}{}:
@@ -152,16 +154,40 @@ func (l *limitListener) refuse(c net.Conn, open int) {
 		defer func() { <-l.refusing }()
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+		// The answer goes after the request's header: an HTTP client that
+		// gets a response before it has written its request takes it for
+		// an unsolicited one and reports a broken connection instead (seen
+		// under load).
+		readHeader(c)
+		_ = c.SetDeadline(time.Now().Add(refuseTimeout)) // a client that sent nothing still gets the answer
 		if _, err := c.Write(busyReply(open)); err != nil {
 			return
 		}
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
-		// Read the request the client is sending, so it is not cut off
+		// Read the rest the client is sending, so it is not cut off
 		// mid-write (which it would report instead of the answer).
 		_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<16))
 	}()
+}
+
+// readHeader reads from c until the end of an HTTP request header (a
+// blank line), 8 KiB, an error or c's deadline.
+func readHeader(c net.Conn) {
+	var buf [512]byte
+	var tail []byte
+	for n := 0; n < 8<<10; {
+		k, err := c.Read(buf[:])
+		tail = append(tail, buf[:k]...)
+		if i := bytes.Index(tail, []byte("\r\n\r\n")); i >= 0 || err != nil {
+			return
+		}
+		if len(tail) > 3 {
+			tail = tail[len(tail)-3:]
+		}
+		n += k
+	}
 }
 
 // Close closes the listener and waits for the busy answers in progress.
