@@ -213,6 +213,14 @@ func TestExporter_FailingUploadsBackOffAndLoseNothing(t *testing.T) {
 	if st := r.e.Status(); st.Spool.Files != 7 || st.Pushed != 0 || st.PushFailures < 6 || !strings.Contains(st.LastError, "refused") {
 		t.Fatalf("status while failing %+v", st)
 	}
+	// The seventh failed try sets its wait on the fake clock; the clock
+	// moves only after it has (else a slow pusher sets it after the
+	// advance and waits for ever).
+	select {
+	case <-r.clk.afters:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no seventh back-off within 10 s")
+	}
 	mu.Lock()
 	failing = false
 	mu.Unlock()
