@@ -315,6 +315,18 @@ func TestPoller_ScheduleGrid(t *testing.T) {
 	if got := pt.next.Sub(start); got != 600*time.Millisecond || n != 0 {
 		t.Errorf("next = %v, skipped %d", got, n)
 	}
+	// Served 90 ms late: the tick 10 ms on is skipped too, so two samples
+	// are never a moment apart (a loaded host gave two readings of a
+	// sensor within one millisecond, one ts on the wire).
+	n = advance(pt, start.Add(690*time.Millisecond))
+	if got := pt.next.Sub(start); got != 800*time.Millisecond || n != 1 {
+		t.Errorf("90 ms late: next = %v, skipped %d; want 800ms, 1", got, n)
+	}
+	// Stretched ×3: the same rule on the stretched step.
+	st := &group{interval: 100 * time.Millisecond, stretch: 3, start: start, next: start}
+	if n := advance(st, start.Add(290*time.Millisecond)); !st.next.Equal(start.Add(600*time.Millisecond)) || n != 1 {
+		t.Errorf("stretched, 290 ms: next = %v, skipped %d; want 600ms, 1", st.next.Sub(start), n)
+	}
 }
 
 func TestNewPoller_Rejects(t *testing.T) {

@@ -31,15 +31,23 @@ const (
 // calls it on the bus goroutine.
 
 // advance moves g to the first tick of its grid after now (every
-// stretch-th tick when the bus is over-subscribed) and returns how many
-// ticks were skipped because the bus was late.
+// stretch-th tick when the bus is over-subscribed) that is at least half
+// a step away, and returns how many ticks were skipped because the bus was
+// late. A poll served nearly a whole interval late is not followed by
+// another within the same moment: two samples of a sensor a millisecond
+// apart carry nothing new, share a timestamp on the wire (ms), and take
+// bus time from the others.
 func advance(g *group, now time.Time) (skipped int64) {
 	k := int64(now.Sub(g.start)/g.interval) + 1
-	if g.stretch > 1 {
-		k = (k + g.stretch - 1) / g.stretch * g.stretch
+	stretch := max(g.stretch, 1)
+	if stretch > 1 {
+		k = (k + stretch - 1) / stretch * stretch
 	}
+	step := g.interval * time.Duration(stretch)
 	next := g.start.Add(time.Duration(k) * g.interval)
-	step := g.interval * time.Duration(max(g.stretch, 1))
+	if next.Sub(now) < step/2 {
+		next = next.Add(step)
+	}
 	skipped = max(int64(next.Sub(g.next)/step)-1, 0)
 	g.next = next
 	return skipped
