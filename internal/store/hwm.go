@@ -12,15 +12,33 @@ import (
 // hwmSuffix names the high-water mark file beside the buffer file.
 const hwmSuffix = ".hwm"
 
-// hwmState is the high-water mark: the epoch and, per stream, the last
-// seq and record number handed out. It is kept outside the buffer file
-// (a small JSON record, fsync'd and replaced atomically), written before
-// a commit that forms messages (so before any of their seqs can reach
-// the broker), so that a fresh file after a reset continues after it:
-// seq never goes backwards, rec is never reused.
+// Reserves of the high-water mark saved while the store runs: the mark
+// names numbers this far above the last seq and rec handed out, and is
+// written again only once a counter passes it (or the epoch changes), so
+// the disk sees the mark's two fsyncs about once per hwmSeqReserve
+// messages or hwmRecReserve records of a stream, not at every commit.
+// Close writes the exact mark. After a crash or power cut the next start
+// continues above the reserve: up to hwmSeqReserve seqs and hwmRecReserve
+// recs of a stream are then never used (the README's contract says so).
+const (
+	hwmSeqReserve = 1 << 10
+	hwmRecReserve = 1 << 16
+)
+
+// hwmState is the high-water mark: the epoch and, per stream, a seq and
+// a record number no number handed out has passed. It is kept outside
+// the buffer file (a small JSON record, fsync'd and replaced atomically),
+// written before a commit that forms messages whenever a counter has
+// passed it (so before any of their seqs can reach the broker), so that
+// the next start and a fresh file after a reset continue above it: seq
+// never goes backwards, rec is never reused.
 type hwmState struct {
 	Epoch   uint64               `json:"epoch"`
 	Streams map[string]hwmStream `json:"streams"`
+	// Reserve: saved while running, Seq and Rec lie up to the reserves
+	// above the numbers handed out; false: exact (saved at Close, or by
+	// an earlier version).
+	Reserve bool `json:"reserve,omitempty"`
 }
 
 type hwmStream struct {
@@ -30,7 +48,8 @@ type hwmStream struct {
 
 type hwmFile struct {
 	path  string
-	saved hwmState // last written (writer and Open only)
+	saved hwmState // last written (writer, Open and Close only)
+	ok    bool     // saved is what the file holds
 }
 
 func (h *hwmFile) load() hwmState {
@@ -41,19 +60,19 @@ func (h *hwmFile) load() hwmState {
 	if st.Streams == nil {
 		st.Streams = map[string]hwmStream{}
 	}
-	h.saved = st
+	h.saved, h.ok = st, true
 	return st
 }
 
 // save writes st if it differs from what was last written.
 func (h *hwmFile) save(st hwmState) error {
-	if st.Epoch == h.saved.Epoch && sameStreams(st.Streams, h.saved.Streams) {
+	if h.ok && st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
 		return nil
 	}
 	if err := statefile.Write(h.path, st); err != nil {
 		return err
 	}
-	h.saved = st
+	h.saved, h.ok = st, true
 	return nil
 }
 
@@ -69,7 +88,7 @@ func sameStreams(a, b map[string]hwmStream) bool {
 	return true
 }
 
-// hwmLocked is the current high-water mark (Store.mu held).
+// hwmLocked is the exact high-water mark (Store.mu held).
 func (s *Store) hwmLocked() hwmState {
 	st := hwmState{Epoch: s.epoch, Streams: map[string]hwmStream{}}
 	for _, name := range Streams {
@@ -79,13 +98,61 @@ func (s *Store) hwmLocked() hwmState {
 	return st
 }
 
-// saveHWM writes the current high-water mark; a failure is kept for
-// Health and logged once per change of error.
+// markCoversLocked reports whether the saved mark is in the file and
+// covers every number handed out in this epoch (Store.mu held; the
+// writer's goroutine, which alone saves the mark while running).
+func (s *Store) markCoversLocked() bool {
+	h := &s.hwm
+	if !h.ok || s.hwmErr != nil || h.saved.Epoch != s.epoch {
+		return false
+	}
+	for _, name := range Streams {
+		l, m := s.lanes[name], h.saved.Streams[string(name)]
+		if l.nextSeq-1 > m.Seq || l.nextRec-1 > m.Rec {
+			return false
+		}
+	}
+	return true
+}
+
+// saveHWM makes the saved mark cover every number handed out: when a
+// counter has passed it, it writes the current counters plus the
+// reserves. A failure is kept for Health and logged once per change of
+// error.
 func (s *Store) saveHWM() {
+	s.mu.Lock()
+	if s.markCoversLocked() {
+		s.mu.Unlock()
+		return
+	}
+	st := s.hwmLocked()
+	s.mu.Unlock()
+	for k, v := range st.Streams {
+		// A stream the saved mark still covers keeps its value (one that
+		// never handed out a number gets no reserve, so skips none after
+		// a crash); one that passed it gets the reserves above its
+		// counters.
+		if m := s.hwm.saved.Streams[k]; v.Seq > m.Seq || v.Rec > m.Rec {
+			v = hwmStream{Seq: v.Seq + hwmSeqReserve, Rec: v.Rec + hwmRecReserve}
+		} else {
+			v = m
+		}
+		st.Streams[k] = v
+	}
+	st.Reserve = true
+	s.noteHWM(s.hwm.save(st))
+}
+
+// saveExactHWM writes the exact mark (Close: nothing more is handed
+// out, so the next start goes on with the next numbers).
+func (s *Store) saveExactHWM() {
 	s.mu.Lock()
 	st := s.hwmLocked()
 	s.mu.Unlock()
-	err := s.hwm.save(st)
+	s.noteHWM(s.hwm.save(st))
+}
+
+func (s *Store) noteHWM(err error) {
 	s.mu.Lock()
 	prev := s.hwmErr
 	s.hwmErr = err

@@ -315,6 +315,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.wake()
 	s.wg.Wait()
+	if !s.readOnly {
+		s.saveExactHWM() // nothing more is handed out: the next start goes on with the next numbers
+	}
 	s.dbMu.Lock()
 	defer s.dbMu.Unlock()
 	if s.db == nil {
