@@ -240,9 +240,10 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	// The gas sensors' alarms only: on a loaded host the breaker's feed
 	// check may time out meanwhile (FEED-3/fault), which the reload
 	// neither raises nor clears.
+	isGas := func(sensor string) bool { return sensor == "CH4-101" || sensor == "CO-101" }
 	gas := func() (n int) {
 		for _, al := range a.core.ActiveAlarms() {
-			if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+			if isGas(al.Sensor) {
 				n++
 			}
 		}
@@ -251,7 +252,7 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	waitFor(t, 5*time.Second, "alarms raised", func() bool { return gas() == 3 })
 	raisedIDs := map[string]string{}
 	for _, al := range alarmsOf(a) {
-		if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+		if isGas(al.Sensor) {
 			raisedIDs[al.Sensor+"/"+al.Level] = al.AlarmID
 		}
 	}
@@ -268,7 +269,7 @@ func TestApp_ReloadKeepsActiveAlarms(t *testing.T) {
 	}
 	var active []string
 	for _, al := range alarmsOf(a) {
-		if al.Sensor == "CH4-101" || al.Sensor == "CO-101" {
+		if isGas(al.Sensor) {
 			active = append(active, al.Sensor+"/"+al.Level)
 		}
 	}
