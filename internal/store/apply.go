@@ -42,7 +42,14 @@ func (s *Store) commit(sn *snapshot) error {
 		c := loadCounters(meta)
 		mono := uint64(max(0, s.ageNow()))
 		for name, recs := range sn.recs {
-			if err := putRecords(tx, name, recs, mono, &c); err != nil {
+			// Records a message of this same round carries are not put
+			// only for the message's delete to take them out again (an
+			// O(n) shift of the leaf per record): the outbox record holds
+			// them. The bucket's sequence still counts them.
+			if err := putRecords(tx, name, unformed(recs, sn.forms[name]), mono, &c); err != nil {
+				return err
+			}
+			if err := raiseSequence(tx.Bucket(itemsBucket(name)), recs[len(recs)-1].rec); err != nil {
 				return err
 			}
 		}
@@ -131,6 +138,44 @@ func (s *Store) commit(sn *snapshot) error {
 	})
 }
 
+// unformed returns the records of recs (in rec order) that none of forms
+// carries; recs itself when that is all of them.
+func unformed(recs []*record, forms []*formed) []*record {
+	covered := func(rec uint64) bool {
+		for _, f := range forms {
+			if rec >= f.msg.First && rec <= f.msg.Last {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for _, r := range recs {
+		if covered(r.rec) {
+			n++
+		}
+	}
+	if n == 0 {
+		return recs
+	}
+	out := make([]*record, 0, len(recs)-n)
+	for _, r := range recs {
+		if !covered(r.rec) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// raiseSequence sets the items bucket's sequence (the last rec written
+// or carried by a message) to last if that is higher.
+func raiseSequence(ib *bolt.Bucket, last uint64) error {
+	if last > ib.Sequence() {
+		return ib.SetSequence(last)
+	}
+	return nil
+}
+
 // putRecords writes records of one stream and the age entry of their
 // commit.
 func putRecords(tx *bolt.Tx, name Stream, recs []*record, mono uint64, c *counters) error {
@@ -154,10 +199,8 @@ func putRecords(tx *bolt.Tx, name Stream, recs []*record, mono uint64, c *counte
 		c.bytes += int64(keyLen + len(v))
 		c.items[i]++
 	}
-	if last := recs[len(recs)-1].rec; last > ib.Sequence() {
-		if err := ib.SetSequence(last); err != nil {
-			return err
-		}
+	if err := raiseSequence(ib, recs[len(recs)-1].rec); err != nil {
+		return err
 	}
 	return tx.Bucket(ageBucket(name)).Put(u64key(recs[0].rec), u64key(mono))
 }
@@ -167,11 +210,20 @@ func deleteItems(ib *bolt.Bucket, i int, sp span, c *counters) error {
 	if sp.from == 0 {
 		return nil
 	}
+	// The keys are found first and deleted last to first: bbolt's delete
+	// shifts the rest of the leaf, so front to back a range of n records
+	// costs n²/2 moves, back to front only those after the range.
+	var keys []uint64
 	cur := ib.Cursor()
-	for k, v := cur.Seek(u64key(sp.from)); k != nil && binary.BigEndian.Uint64(k) <= sp.to; k, v = cur.Seek(u64key(sp.from)) {
+	for k, v := cur.Seek(u64key(sp.from)); k != nil && binary.BigEndian.Uint64(k) <= sp.to; k, v = cur.Next() {
+		keys = append(keys, binary.BigEndian.Uint64(k))
 		c.bytes -= int64(len(k) + len(v))
 		c.items[i]--
-		if err := cur.Delete(); err != nil {
+	}
+	var key [keyLen]byte
+	for j := len(keys) - 1; j >= 0; j-- {
+		binary.BigEndian.PutUint64(key[:], keys[j])
+		if err := ib.Delete(key[:]); err != nil {
 			return err
 		}
 	}
