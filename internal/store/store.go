@@ -19,12 +19,14 @@
 //
 // Record numbers (rec) are assigned per stream when a record is accepted,
 // are contiguous and never reused; seq is assigned per stream when a
-// message is formed. Both continue across a reset of the file from a
-// high-water mark kept beside it (hwm.go), and every message carries the
-// buffer epoch (incremented on every reset). Nothing leaves the buffer
-// before Ack names it, except by eviction (MaxBytes, MaxAge, the memory
-// bound) or dead-lettering (a record that cannot be formed), each reported
-// as a data_loss event naming the stream and the rec range.
+// message is formed. Both continue across restarts and resets of the
+// file from a high-water mark kept beside it (hwm.go; after a crash they
+// go on above its reserve, skipping numbers never used), and every
+// message carries the buffer epoch (incremented on every reset). Nothing
+// leaves the buffer before Ack names it, except by eviction (MaxBytes,
+// MaxAge, the memory bound) or dead-lettering (a record that cannot be
+// formed), each reported as a data_loss event naming the stream and the
+// rec range.
 //
 // The file is checked page by page before first use, and every bbolt
 // operation runs under recover with panic-on-fault set (guard.go): a
