@@ -15,6 +15,7 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/control"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // controlState is what the control socket needs beyond the App's parts:
@@ -39,13 +40,18 @@ func (c *controlState) setState(s string) {
 	c.mu.Unlock()
 }
 
-// observe keeps r as its sensor's last reading. Called from record.
-func (c *controlState) observe(r reading.Reading) {
+// observe keeps the readings of items as their sensors' last readings,
+// under one lock for the batch. Called from record.
+func (c *controlState) observe(items []safety.Item) {
 	c.mu.Lock()
 	if c.last == nil {
 		c.last = map[string]reading.Reading{}
 	}
-	c.last[r.Sensor] = r
+	for i := range items {
+		if items[i].Kind == safety.ItemReading {
+			c.last[items[i].Reading.Sensor] = items[i].Reading
+		}
+	}
 	c.mu.Unlock()
 }
 

@@ -52,12 +52,12 @@ func (a *App) recordItems(items []safety.Item) {
 	pub := a.publisher()
 	p := a.current()
 	alarms := false
+	a.ctl.observe(items)
 	for i := range items {
 		it := &items[i]
 		switch it.Kind {
 		case safety.ItemReading:
 			r := it.Reading
-			a.ctl.observe(r)
 			a.met.readings.Count(r)
 			c := contract.FromReading(r)
 			if pub != nil {
