@@ -141,14 +141,7 @@ func (s *Store) commit(sn *snapshot) error {
 // unformed returns the records of recs (in rec order) that none of forms
 // carries; recs itself when that is all of them.
 func unformed(recs []*record, forms []*formed) []*record {
-	covered := func(rec uint64) bool {
-		for _, f := range forms {
-			if rec >= f.msg.First && rec <= f.msg.Last {
-				return true
-			}
-		}
-		return false
-	}
+	covered := func(rec uint64) bool { return carried(forms, rec) }
 	n := 0
 	for _, r := range recs {
 		if covered(r.rec) {

@@ -9,14 +9,29 @@ func (s *Store) take() *snapshot {
 	budget := s.opts.MaxBatch
 	for _, name := range Streams {
 		l := s.lanes[name]
+		var carriedTo uint64 // the last rec a message of this round may carry
+		for _, f := range l.unwritten {
+			carriedTo = max(carriedTo, f.msg.Last)
+		}
 		for _, r := range l.queued {
 			if budget == 0 {
-				sn.more = true
-				break
+				// Past the budget only the records a message of this round
+				// carries are taken (never put: unformed): left queued, they
+				// were put by the next round after the message was written,
+				// and formed again into a second message.
+				if r.rec > carriedTo {
+					sn.more = true
+					break
+				}
+				if !carried(l.unwritten, r.rec) {
+					sn.more = true
+					continue
+				}
+			} else {
+				budget--
 			}
 			r.inFlight = true
 			sn.recs[name] = append(sn.recs[name], r)
-			budget--
 		}
 		for _, f := range l.unwritten {
 			if !f.inFlight {
@@ -41,6 +56,16 @@ func (s *Store) take() *snapshot {
 		}
 	}
 	return sn
+}
+
+// carried reports whether one of forms carries record rec.
+func carried(forms []*formed, rec uint64) bool {
+	for _, f := range forms {
+		if rec >= f.msg.First && rec <= f.msg.Last {
+			return true
+		}
+	}
+	return false
 }
 
 // finish applies a round's outcome to the lanes: on success what was
