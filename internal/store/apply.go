@@ -141,10 +141,9 @@ func (s *Store) commit(sn *snapshot) error {
 // unformed returns the records of recs (in rec order) that none of forms
 // carries; recs itself when that is all of them.
 func unformed(recs []*record, forms []*formed) []*record {
-	covered := func(rec uint64) bool { return carried(forms, rec) }
 	n := 0
 	for _, r := range recs {
-		if covered(r.rec) {
+		if carried(forms, r.rec) {
 			n++
 		}
 	}
@@ -153,7 +152,7 @@ func unformed(recs []*record, forms []*formed) []*record {
 	}
 	out := make([]*record, 0, len(recs)-n)
 	for _, r := range recs {
-		if !covered(r.rec) {
+		if !carried(forms, r.rec) {
 			out = append(out, r)
 		}
 	}

@@ -49,7 +49,6 @@ type hwmStream struct {
 type hwmFile struct {
 	path  string
 	saved hwmState // last written (writer, Open and Close only)
-	ok    bool     // saved is what the file holds
 }
 
 func (h *hwmFile) load() hwmState {
@@ -60,19 +59,19 @@ func (h *hwmFile) load() hwmState {
 	if st.Streams == nil {
 		st.Streams = map[string]hwmStream{}
 	}
-	h.saved, h.ok = st, true
+	h.saved = st
 	return st
 }
 
 // save writes st if it differs from what was last written.
 func (h *hwmFile) save(st hwmState) error {
-	if h.ok && st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
+	if st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
 		return nil
 	}
 	if err := statefile.Write(h.path, st); err != nil {
 		return err
 	}
-	h.saved, h.ok = st, true
+	h.saved = st
 	return nil
 }
 
@@ -98,12 +97,12 @@ func (s *Store) hwmLocked() hwmState {
 	return st
 }
 
-// markCoversLocked reports whether the saved mark is in the file and
-// covers every number handed out in this epoch (Store.mu held; the
-// writer's goroutine, which alone saves the mark while running).
+// markCoversLocked reports whether the saved mark covers every number
+// handed out in this epoch (Store.mu held; the writer's goroutine, which
+// alone saves the mark while running). A mark never saved has epoch 0.
 func (s *Store) markCoversLocked() bool {
 	h := &s.hwm
-	if !h.ok || s.hwmErr != nil || h.saved.Epoch != s.epoch {
+	if s.hwmErr != nil || h.saved.Epoch != s.epoch {
 		return false
 	}
 	for _, name := range Streams {
