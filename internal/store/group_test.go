@@ -136,6 +136,16 @@ func appendAsync(t *testing.T, s *Store, st Stream, first, n int) *atomic.Int64 
 	return told
 }
 
+// waitFormAtGate waits until one Form waits at the commit window's gate.
+func waitFormAtGate(t *testing.T, s *Store) {
+	t.Helper()
+	waitUntil(t, "Form at the window's gate", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.forming == 1
+	})
+}
+
 func TestGroupCommit_IdleCommitsNothing(t *testing.T) {
 	s, clk, commits := openGroup(t, filepath.Join(t.TempDir(), "buffer.db"))
 	// An idle agent: the publisher forms on every stream (nothing there),
@@ -217,11 +227,7 @@ func TestGroupCommit_FormAndAckAddNoCommits(t *testing.T) {
 		m, ok, err := s.Form(Telemetry, 4, 0, joinBuild)
 		res <- formed{m, ok, err}
 	}()
-	waitUntil(t, "Form at the window's gate", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.forming == 1
-	})
+	waitFormAtGate(t, s)
 	clk.Advance(testInterval)
 	f := <-res
 	if f.err != nil || !f.ok {
@@ -371,11 +377,7 @@ func TestGroupCommit_AlarmEndsTheWindowOfAWaitingForm(t *testing.T) {
 		_, ok, _ := s.Form(Telemetry, 10, 0, joinBuild)
 		res <- ok
 	}()
-	waitUntil(t, "Form at the window's gate", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.forming == 1
-	})
+	waitFormAtGate(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Append(ctx, Alarm, t0, []byte(`{"a":1}`)); err != nil {

@@ -21,11 +21,7 @@ func TestCommit_RecordsFormedInTheirOwnWindowGoOnlyToTheOutbox(t *testing.T) {
 		_, _, err := s.Form(Telemetry, 4, 0, joinBuild)
 		res <- err
 	}()
-	waitUntil(t, "Form at the window's gate", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.forming == 1
-	})
+	waitFormAtGate(t, s)
 	clk.Advance(testInterval)
 	if err := <-res; err != nil {
 		t.Fatal(err)

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // stallGate holds the writer in BeforeCommit while armed, until opened.
@@ -42,16 +40,9 @@ func TestStall_AMessageLargerThanMaxBatchIsNotFormedTwice(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "buffer.db"), Options{MaxBatch: 4, BeforeCommit: g.before})
 	t.Cleanup(g.open)
 	g.armed.Store(true)
-	add := func(first, n int) {
-		for i := first; i < first+n; i++ {
-			if err := s.AppendAsync(Telemetry, t0.Add(time.Duration(i)*time.Second), []byte(fmt.Sprintf(`{"n":%d}`, i)), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	add(0, 1)
+	appendAsync(t, s, Telemetry, 0, 1)
 	<-g.entered // the round holding rec 1 stalls
-	add(1, 10)
+	appendAsync(t, s, Telemetry, 1, 10)
 	m1, ok, err := s.Form(Telemetry, 100, 0, joinBuild) // from memory, after StallAfter
 	if err != nil || !ok || m1.Last-m1.First+1 <= 4 {
 		t.Fatalf("Form during the stall: %+v ok %v err %v; want a message of more than MaxBatch records", m1, ok, err)
