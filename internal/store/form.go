@@ -30,7 +30,10 @@ const maxDeadPerForm = 64
 // crash it is sent again as an exact repeat. A record that
 // build cannot encode (or that is malformed in the file) is moved to the
 // dead letters and reported in a data_loss event (reason "unreadable"),
-// and the stream goes on. ok is false if the stream has nothing pending.
+// and the stream goes on. A message returned before it is written waits,
+// at most StallAfter more, until the saved high-water mark covers its
+// seq and the numbers of its records only in memory (marker.go). ok is
+// false if the stream has nothing pending.
 func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (msg Message, ok bool, err error) {
 	i := streamIndex(stream)
 	if i < 0 {
@@ -56,6 +59,7 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 	if s.fileOpen() {
 		s.waitWritten(f)
 	}
+	s.awaitCover(f)
 	return f.msg, true, nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hazmon/hazmon/internal/statefile"
@@ -28,8 +30,9 @@ const (
 // hwmState is the high-water mark: the epoch and, per stream, a seq and
 // a record number no number handed out has passed. It is kept outside
 // the buffer file (a small JSON record, fsync'd and replaced atomically),
-// written before a commit that forms messages whenever a counter has
-// passed it (so before any of their seqs can reach the broker), so that
+// written whenever a counter has passed it before a commit that forms
+// messages, and by the marker before a message is published from memory
+// (marker.go), so before any of their numbers can reach the broker; so that
 // the next start and a fresh file after a reset continue above it: seq
 // never goes backwards, rec is never reused.
 type hwmState struct {
@@ -46,9 +49,14 @@ type hwmStream struct {
 	Rec uint64 `json:"rec"`
 }
 
+// hwmFile is the mark's file. Saves come from the writer, the marker
+// (marker.go), Open and Close; mu serialises them. cover is the last mark
+// written, for readers that must not wait behind a save (Form, Outbox).
 type hwmFile struct {
 	path  string
-	saved hwmState // last written (writer, Open and Close only)
+	mu    sync.Mutex // held across a save
+	saved hwmState   // last written (mu)
+	cover atomic.Pointer[hwmState]
 }
 
 func (h *hwmFile) load() hwmState {
@@ -59,19 +67,33 @@ func (h *hwmFile) load() hwmState {
 	if st.Streams == nil {
 		st.Streams = map[string]hwmStream{}
 	}
+	h.mu.Lock()
 	h.saved = st
+	h.mu.Unlock()
+	h.cover.Store(&st)
 	return st
 }
 
 // save writes st if it differs from what was last written.
 func (h *hwmFile) save(st hwmState) error {
-	if st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.saveLocked(st)
+}
+
+// saveLocked writes st (h.mu held). A mark of an older epoch than the
+// one saved is not written: a save computed before a reset raised the
+// epoch must not take it back.
+func (h *hwmFile) saveLocked(st hwmState) error {
+	if st.Epoch < h.saved.Epoch ||
+		st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
 		return nil
 	}
 	if err := statefile.Write(h.path, st); err != nil {
 		return err
 	}
 	h.saved = st
+	h.cover.Store(&st)
 	return nil
 }
 
@@ -98,8 +120,8 @@ func (s *Store) hwmLocked() hwmState {
 }
 
 // markCoversLocked reports whether the saved mark covers every number
-// handed out in this epoch (Store.mu held; the writer's goroutine, which
-// alone saves the mark while running). A mark never saved has epoch 0.
+// handed out in this epoch (Store.mu and hwm.mu held). A mark never saved
+// has epoch 0.
 func (s *Store) markCoversLocked() bool {
 	h := &s.hwm
 	if s.hwmErr != nil || h.saved.Epoch != s.epoch {
@@ -117,12 +139,14 @@ func (s *Store) markCoversLocked() bool {
 // saveHWM makes the saved mark cover every number handed out: when a
 // counter has passed it, it writes the current counters plus the
 // reserves. A failure is kept for Health and logged once per change of
-// error.
-func (s *Store) saveHWM() {
+// error. It reports whether the mark covers every number handed out.
+func (s *Store) saveHWM() bool {
+	s.hwm.mu.Lock()
+	defer s.hwm.mu.Unlock()
 	s.mu.Lock()
 	if s.markCoversLocked() {
 		s.mu.Unlock()
-		return
+		return true
 	}
 	st := s.hwmLocked()
 	s.mu.Unlock()
@@ -139,7 +163,9 @@ func (s *Store) saveHWM() {
 		st.Streams[k] = v
 	}
 	st.Reserve = true
-	s.noteHWM(s.hwm.save(st))
+	err := s.hwm.saveLocked(st)
+	s.noteHWM(err)
+	return err == nil
 }
 
 // saveExactHWM writes the exact mark (Close: nothing more is handed

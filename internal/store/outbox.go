@@ -21,10 +21,17 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 	s.mu.Lock()
 	l := s.lanes[stream]
 	var mem []Message
+	var cut uint64 // the first message the mark does not cover (marker.go): it and all after it wait
 	for _, f := range l.unwritten {
-		if f.msg.Seq > after {
-			mem = append(mem, f.msg)
+		if f.msg.Seq <= after {
+			continue
 		}
+		if !s.coveredLocked(f) {
+			cut = f.msg.Seq
+			s.requestMark()
+			break
+		}
+		mem = append(mem, f.msg)
 	}
 	acked := make(map[uint64]bool, len(l.acked))
 	for k := range l.acked {
@@ -64,6 +71,9 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	if cut > 0 {
+		out = slices.DeleteFunc(out, func(m Message) bool { return m.Seq >= cut })
+	}
 	if max > 0 && len(out) > max {
 		out = out[:max]
 	}

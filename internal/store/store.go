@@ -21,7 +21,9 @@
 // are contiguous and never reused; seq is assigned per stream when a
 // message is formed. Both continue across restarts and resets of the
 // file from a high-water mark kept beside it (hwm.go; after a crash they
-// go on above its reserve, skipping numbers never used), and every
+// go on above its reserve, skipping numbers never used; a message sent
+// from memory before it is written waits until the mark covers it,
+// marker.go), and every
 // message carries the buffer epoch (incremented on every reset). Nothing
 // leaves the buffer before Ack names it, except by eviction (MaxBytes,
 // MaxAge, the memory bound) or dead-lettering (a record that cannot be
@@ -146,6 +148,10 @@ type Store struct {
 	work       chan struct{}              // wakes the writer
 	notify     chan struct{}              // wakes the publisher (new records or messages)
 	compactReq chan struct{}
+	markReq    chan struct{} // wakes the marker (marker.go)
+	quit       chan struct{} // closed by Close: the marker stops
+	marked     chan struct{} // closed and replaced after each save the marker tries (mu)
+	markSince  time.Time     // when the marker's save under way began (mu; zero: none)
 	wg         sync.WaitGroup
 
 	lastCompacted int64 // file size right after the last compaction (writer only)
@@ -198,8 +204,9 @@ func Open(path string, opts Options) (*Store, error) {
 		s.initLanes(st, nil)
 	}
 	s.queueNotices()
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.writer()
+	go s.marker()
 	return s, nil
 }
 
@@ -210,6 +217,9 @@ func newStore(path string, opts Options) *Store {
 		work:       make(chan struct{}, 1),
 		notify:     make(chan struct{}, 1),
 		compactReq: make(chan struct{}, 1),
+		markReq:    make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		marked:     make(chan struct{}),
 		formed:     make(chan struct{}, 1),
 		epoch:      1,
 	}
@@ -315,6 +325,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.quit)
 	s.wake()
 	s.wg.Wait()
 	if !s.readOnly {
