@@ -8,10 +8,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/zlib"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -656,7 +658,8 @@ func perSensor(rs map[key]got) map[string][]int64 {
 // or fault error). It reads
 // the layout documented in internal/store: buckets "items/<stream>"
 // (value: 8-byte ts + reading JSON) and "outbox/<stream>" (value: 12-byte
-// header + message payload).
+// header + message payload, zlib-compressed when the header's record count
+// has its top bit set).
 func fileReadings(t *testing.T, path string) map[key]got {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
@@ -693,7 +696,17 @@ func fileReadings(t *testing.T, path string) map[key]got {
 				var m struct {
 					Readings []contract.Reading `json:"readings"`
 				}
-				if err := json.Unmarshal(v[12:], &m); err != nil {
+				payload := v[12:]
+				if binary.BigEndian.Uint32(v[8:])&(1<<31) != 0 {
+					zr, err := zlib.NewReader(bytes.NewReader(payload))
+					if err == nil {
+						payload, err = io.ReadAll(zr)
+					}
+					if err != nil {
+						return fmt.Errorf("outbox seq %d: compressed payload: %w", binary.BigEndian.Uint64(k), err)
+					}
+				}
+				if err := json.Unmarshal(payload, &m); err != nil {
 					return fmt.Errorf("outbox seq %d: %w", binary.BigEndian.Uint64(k), err)
 				}
 				for _, rd := range m.Readings {

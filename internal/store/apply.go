@@ -58,10 +58,7 @@ func (s *Store) commit(sn *snapshot) error {
 			ob, ib := tx.Bucket(outboxBucket(name)), tx.Bucket(itemsBucket(name))
 			for _, f := range forms {
 				m := f.msg
-				v := make([]byte, outboxHdr+len(m.Payload))
-				binary.BigEndian.PutUint64(v, uint64(m.OldestTS.UnixMilli()))
-				binary.BigEndian.PutUint32(v[8:], uint32(m.Items))
-				copy(v[outboxHdr:], m.Payload)
+				v := s.codec.value(m)
 				if old := ob.Get(u64key(m.Seq)); old == nil {
 					c.outbox[i]++
 					c.outrec[i] += int64(m.Items)
@@ -116,7 +113,7 @@ func (s *Store) commit(sn *snapshot) error {
 				c.bytes -= int64(keyLen + len(v))
 				c.outbox[i]--
 				if len(v) >= outboxHdr {
-					c.outrec[i] -= int64(binary.BigEndian.Uint32(v[8:]))
+					c.outrec[i] -= outboxItems(v)
 				}
 				if err := ob.Delete(k); err != nil {
 					return err

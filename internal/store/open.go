@@ -18,6 +18,7 @@ import (
 //	meta                bytes, epoch, mono, evicted/<s>, n/items/<s>, n/outbox/<s>, n/outrec/<s>
 //	items/<stream>      rec → 8-byte sample ts (unix ms) + record
 //	outbox/<stream>     seq → 8-byte oldest ts + 4-byte record count + payload
+//	                    (count's top bit set: payload zlib-compressed, outboxval.go)
 //	age/<stream>        first rec of a commit → 8-byte run time (ms) of that commit
 //	dead/<stream>       rec → 8-byte ts + 2-byte reason length + reason + record
 var (
@@ -267,7 +268,7 @@ func recount(tx *bolt.Tx, c counters) counters {
 		_ = tx.Bucket(outboxBucket(name)).ForEach(func(k, v []byte) error {
 			c.outbox[i]++
 			if len(v) >= outboxHdr {
-				c.outrec[i] += int64(binary.BigEndian.Uint32(v[8:]))
+				c.outrec[i] += outboxItems(v)
 			}
 			c.bytes += int64(len(k) + len(v))
 			return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -39,6 +38,8 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 	}
 	s.mu.Unlock()
 	var out []Message
+	var bad []unreadableMsg
+	defer func() { s.noteUnreadable(stream, bad) }()
 	err := s.view(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(outboxBucket(stream))
 		if ob == nil {
@@ -50,11 +51,12 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 			if acked[seq] {
 				continue
 			}
-			if len(v) < outboxHdr {
-				continue // checked at open; a record damaged since is not sent
+			m, err := decodeOutbox(stream, seq, v)
+			if err != nil {
+				bad = append(bad, unreadableMsg{seq, err}) // checked at open; a record damaged since is not sent
+				continue
 			}
-			out = append(out, Message{Stream: stream, Seq: seq, OldestTS: time.UnixMilli(int64(binary.BigEndian.Uint64(v))),
-				Items: int(binary.BigEndian.Uint32(v[8:])), Payload: append([]byte(nil), v[outboxHdr:]...)})
+			out = append(out, m)
 		}
 		return nil
 	})

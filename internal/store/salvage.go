@@ -108,7 +108,7 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					if err := ob.Put(r.k, r.v); err != nil {
 						return err
 					}
-					n := int64(binary.BigEndian.Uint32(r.v[8:]))
+					n := outboxItems(r.v)
 					h.Seq = max(h.Seq, binary.BigEndian.Uint64(r.k))
 					c.outbox[i]++
 					c.outrec[i] += n

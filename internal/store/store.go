@@ -131,8 +131,10 @@ type Store struct {
 	fault    error     // why the file cannot be written now (nil: it can)
 	faultAt  time.Time // when the fault began
 	hwmErr   error     // the last failure to save the high-water mark
-	ageBase  int64     // run time (ms) accumulated by earlier runs
-	attached bool      // a file was attached since Open: numbering follows it
+	// unreadable are the outbox records Outbox found damaged (logged once).
+	unreadable map[Stream]map[uint64]bool
+	ageBase    int64 // run time (ms) accumulated by earlier runs
+	attached   bool  // a file was attached since Open: numbering follows it
 	// flightDB and flightTx are the file and write transaction of the
 	// round being committed (nil, 0: none, or its transaction not begun);
 	// rounds counts the rounds finished. Stats uses them to count the
@@ -154,7 +156,8 @@ type Store struct {
 	markSince  time.Time     // when the marker's save under way began (mu; zero: none)
 	wg         sync.WaitGroup
 
-	lastCompacted int64 // file size right after the last compaction (writer only)
+	lastCompacted int64       // file size right after the last compaction (writer only)
+	codec         outboxCodec // encodes outbox records (writer only)
 	evictLogAt    time.Time
 	evictUnlogged int64
 	free          freeCache

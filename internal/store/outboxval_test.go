@@ -1,0 +1,161 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// rawOutbox returns the outbox records of stream in the closed file at path.
+func rawOutbox(t *testing.T, path string, stream Stream) map[uint64][]byte {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	out := map[uint64][]byte{}
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(outboxBucket(stream)).ForEach(func(k, v []byte) error {
+			out[binary.BigEndian.Uint64(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// editOutbox changes the outbox record (stream, seq) of the closed file.
+func editOutbox(t *testing.T, path string, stream Stream, seq uint64, edit func([]byte) []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(outboxBucket(stream))
+		return b.Put(u64key(seq), edit(bytes.Clone(b.Get(u64key(seq)))))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// formBoth forms a large message (200 records) and a small one (1 record)
+// and closes the store; it returns their payloads by seq.
+func formBoth(t *testing.T, path string) map[uint64][]byte {
+	t.Helper()
+	s := open(t, path, Options{NoSync: true})
+	want := map[uint64][]byte{}
+	appendN(t, s, Telemetry, 0, 200)
+	big, ok, err := s.Form(Telemetry, 200, 0, joinBuild)
+	if err != nil || !ok || len(big.Payload) < 2*zipMin {
+		t.Fatalf("Form: %d bytes ok %v err %v", len(big.Payload), ok, err)
+	}
+	want[big.Seq] = big.Payload
+	small := formOneMsg(t, s, 200)
+	want[small.Seq] = small.Payload
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// A message of many readings is kept compressed in the file, and Outbox
+// gives back its payload byte for byte after a restart (an exact repeat);
+// a small one is kept as it is.
+func TestOutbox_ALargePayloadIsStoredCompressedAndReadBackByteForByte(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	raw := rawOutbox(t, path, Telemetry)
+	for seq, p := range want {
+		v := raw[seq]
+		zipped := binary.BigEndian.Uint32(v[8:])&zipFlag != 0
+		switch {
+		case len(p) >= zipMin && (!zipped || len(v)-outboxHdr >= len(p)/2):
+			t.Errorf("seq %d: %d-byte payload stored in %d bytes, compressed %v; want compressed to less than half", seq, len(p), len(v)-outboxHdr, zipped)
+		case len(p) < zipMin && (zipped || !bytes.Equal(v[outboxHdr:], p)):
+			t.Errorf("seq %d: small payload stored compressed %v; want as it is", seq, zipped)
+		}
+		if n := outboxItems(v); zipped && n != 200 {
+			t.Errorf("seq %d: record count %d, want 200 (the flag is not part of it)", seq, n)
+		}
+	}
+	s := open(t, path, Options{NoSync: true})
+	msgs, err := s.Outbox(Telemetry, 0, 0)
+	if err != nil || len(msgs) != len(want) {
+		t.Fatalf("Outbox after the restart: %d messages err %v; want %d", len(msgs), err, len(want))
+	}
+	for _, m := range msgs {
+		if !bytes.Equal(m.Payload, want[m.Seq]) {
+			t.Errorf("seq %d: payload after the restart differs from the one formed", m.Seq)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		kept, again := loadCounters(tx.Bucket(bucketMeta)), recount(tx, counters{})
+		if i := streamIndex(Telemetry); kept.outrec[i] != 201 || again.outrec[i] != 201 {
+			t.Errorf("outbox records: counter %d, recounted %d; want 201 (the flag is not counted)", kept.outrec[i], again.outrec[i])
+		}
+		return nil
+	})
+}
+
+// A compressed payload damaged in the file (bbolt keeps no checksum; zlib
+// does) is not sent; the other messages are.
+func TestOutbox_ADamagedCompressedPayloadIsNotSent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	var big, small uint64
+	for seq, p := range want {
+		if len(p) >= zipMin {
+			big = seq
+		} else {
+			small = seq
+		}
+	}
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
+	s := open(t, path, Options{NoSync: true})
+	msgs, err := s.Outbox(Telemetry, 0, 0)
+	if err != nil || len(msgs) != 1 || msgs[0].Seq != small || !bytes.Equal(msgs[0].Payload, want[small]) {
+		t.Fatalf("Outbox with seq %d damaged: %+v err %v; want only seq %d, intact", big, msgs, err, small)
+	}
+}
+
+// A file written before compression holds plain payloads of any size:
+// they are read as they are.
+func TestOutbox_APlainPayloadOfAnOlderFileIsReadAsItIs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	var big uint64
+	for seq, p := range want {
+		if len(p) >= zipMin {
+			big = seq
+		}
+	}
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte {
+		plain := make([]byte, outboxHdr, outboxHdr+len(want[big]))
+		copy(plain, v[:8])
+		binary.BigEndian.PutUint32(plain[8:], 200)
+		return append(plain, want[big]...)
+	})
+	s := open(t, path, Options{NoSync: true})
+	msgs, err := s.Outbox(Telemetry, 0, 0)
+	if err != nil || len(msgs) != 2 || msgs[0].Seq != big || !bytes.Equal(msgs[0].Payload, want[big]) || msgs[0].Items != 200 {
+		t.Fatalf("Outbox of a plain large record: %+v err %v", msgs, err)
+	}
+}
