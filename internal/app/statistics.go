@@ -16,8 +16,12 @@ import (
 // a restart inside it carries on with it (flagged partial).
 const StatsFile = "stats.json"
 
-// StatsSaveEvery is how often the current window is saved.
-const StatsSaveEvery = 10 * time.Second
+// StatsSaveEvery is how often the current window is saved (and at a clean
+// stop): a crash loses at most this much of the window's counts, and the
+// window is marked partial anyway. Each save rewrites the whole window
+// (about 250 bytes per sensor, 125 kB at 500 sensors, two fsyncs): every
+// 10 s that was a quarter of the agent's disk writes at 500 sensors.
+const StatsSaveEvery = time.Minute
 
 // newAggregator builds the statistics of cfg, carrying on with the window
 // saved by the last run when it is the current one; a saved window that
