@@ -81,12 +81,18 @@ func (h *hwmFile) save(st hwmState) error {
 	return h.saveLocked(st)
 }
 
-// saveLocked writes st (h.mu held). A mark of an older epoch than the
-// one saved is not written: a save computed before a reset raised the
-// epoch must not take it back.
+// saveLocked writes st (h.mu held). Across epochs the mark never goes
+// down: a save computed before a reset raised the epoch keeps the saved
+// epoch, and a reset's mark (computed before its salvage, while numbers
+// may have been handed out and published under the old one's reserve)
+// keeps every number already saved; both take the larger of each.
+// Within an epoch st is written as it is (Close's exact mark lies below
+// the reserve).
 func (h *hwmFile) saveLocked(st hwmState) error {
-	if st.Epoch < h.saved.Epoch ||
-		st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
+	if st.Epoch != h.saved.Epoch {
+		st = raiseMark(st, h.saved)
+	}
+	if st.Epoch == h.saved.Epoch && st.Reserve == h.saved.Reserve && sameStreams(st.Streams, h.saved.Streams) {
 		return nil
 	}
 	if err := statefile.Write(h.path, st); err != nil {
@@ -95,6 +101,23 @@ func (h *hwmFile) saveLocked(st hwmState) error {
 	h.saved = st
 	h.cover.Store(&st)
 	return nil
+}
+
+// raiseMark is st raised to cover saved too: the later epoch, and per
+// stream the larger seq and rec (marked Reserve if saved's were larger).
+func raiseMark(st, saved hwmState) hwmState {
+	out := hwmState{Epoch: max(st.Epoch, saved.Epoch), Reserve: st.Reserve, Streams: map[string]hwmStream{}}
+	for k, v := range st.Streams {
+		out.Streams[k] = v
+	}
+	for k, m := range saved.Streams {
+		v := out.Streams[k]
+		if m.Seq > v.Seq || m.Rec > v.Rec {
+			v, out.Reserve = hwmStream{Seq: max(v.Seq, m.Seq), Rec: max(v.Rec, m.Rec)}, true
+		}
+		out.Streams[k] = v
+	}
+	return out
 }
 
 func sameStreams(a, b map[string]hwmStream) bool {
@@ -124,7 +147,7 @@ func (s *Store) hwmLocked() hwmState {
 // has epoch 0.
 func (s *Store) markCoversLocked() bool {
 	h := &s.hwm
-	if s.hwmErr != nil || h.saved.Epoch != s.epoch {
+	if s.hwmErr != nil || h.saved.Epoch < s.epoch {
 		return false
 	}
 	for _, name := range Streams {
@@ -139,7 +162,7 @@ func (s *Store) markCoversLocked() bool {
 // saveHWM makes the saved mark cover every number handed out: when a
 // counter has passed it, it writes the current counters plus the
 // reserves. A failure is kept for Health and logged once per change of
-// error. It reports whether the mark covers every number handed out.
+// error. It reports whether the save succeeded (or was not needed).
 func (s *Store) saveHWM() bool {
 	s.hwm.mu.Lock()
 	defer s.hwm.mu.Unlock()

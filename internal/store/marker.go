@@ -11,26 +11,32 @@ import "time"
 // The writer saves the mark before a commit that forms messages, but
 // while it is blocked in a stalled commit it cannot; the marker, a
 // goroutine of its own, saves it when a message about to be published
-// from memory is not covered. Outbox offers such a message (and those
-// after it) only once it is covered; Form waits for that at most
-// StallAfter. When the mark cannot be saved (its save failed, or has
-// taken longer than StallAfter), messages are published uncovered as
-// they were before the marker: live data are not held back for it, and
-// Health reports the failed mark.
+// from memory is not covered. Form and Outbox wait for that, at most
+// StallAfter. When the mark cannot be saved (its save failed: Health
+// reports it; or it has taken longer than StallAfter, the disk stalls),
+// messages are published uncovered as they were before the marker: live
+// data are not held back for it.
 
 // coveredLocked reports whether f, formed but not yet written, may be
-// published (Store.mu held): the saved mark covers it, or the mark cannot
-// be saved now.
+// published (Store.mu held): the saved mark covers its seq and every rec
+// handed out so far in every stream (a data_loss event names the recs of
+// another stream, shed from memory), or the mark cannot be saved now. A
+// mark of a later epoch counts (a reset saved it before the store took
+// its epoch; it never lowers a number, hwmFile.saveLocked).
 func (s *Store) coveredLocked(f *formed) bool {
 	if s.markStuckLocked() {
 		return true
 	}
 	m := s.hwm.cover.Load()
-	if m == nil || m.Epoch != s.epoch {
+	if m == nil || m.Epoch < s.epoch || f.msg.Seq > m.Streams[string(f.msg.Stream)].Seq {
 		return false
 	}
-	c := m.Streams[string(f.msg.Stream)]
-	return f.msg.Seq <= c.Seq && (f.fromFile || f.msg.Last <= c.Rec)
+	for _, name := range Streams {
+		if s.lanes[name].nextRec-1 > m.Streams[string(name)].Rec {
+			return false
+		}
+	}
+	return true
 }
 
 // markStuckLocked reports whether the last save of the mark failed (the

@@ -12,25 +12,20 @@ import (
 
 // Outbox returns up to max formed, unacknowledged messages of stream with
 // a seq greater than after, in seq order (max <= 0: all): those in the
-// file and those not yet written.
+// file and those not yet written. It waits, at most StallAfter, until the
+// high-water mark covers the first of those not yet written (marker.go).
 func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) {
 	if streamIndex(stream) < 0 {
 		return nil, fmt.Errorf("buffer: unknown stream %q", stream)
 	}
+	s.awaitOutboxCover(stream, after)
 	s.mu.Lock()
 	l := s.lanes[stream]
 	var mem []Message
-	var cut uint64 // the first message the mark does not cover (marker.go): it and all after it wait
 	for _, f := range l.unwritten {
-		if f.msg.Seq <= after {
-			continue
+		if f.msg.Seq > after {
+			mem = append(mem, f.msg)
 		}
-		if !s.coveredLocked(f) {
-			cut = f.msg.Seq
-			s.requestMark()
-			break
-		}
-		mem = append(mem, f.msg)
 	}
 	acked := make(map[uint64]bool, len(l.acked))
 	for k := range l.acked {
@@ -73,9 +68,6 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	if cut > 0 {
-		out = slices.DeleteFunc(out, func(m Message) bool { return m.Seq >= cut })
-	}
 	if max > 0 && len(out) > max {
 		out = out[:max]
 	}
@@ -156,4 +148,23 @@ func (s *Store) LastID(stream Stream) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lanes[stream].nextRec - 1, nil
+}
+
+// awaitOutboxCover waits (awaitCover) for the first message of stream
+// after seq that is not written and not covered by the mark. Offering
+// nothing instead would let the publisher's next Form send a later seq
+// first, and the held one never (it remembers the last seq sent).
+func (s *Store) awaitOutboxCover(stream Stream, after uint64) {
+	s.mu.Lock()
+	var first *formed
+	for _, f := range s.lanes[stream].unwritten {
+		if f.msg.Seq > after && !s.coveredLocked(f) {
+			first = f
+			break
+		}
+	}
+	s.mu.Unlock()
+	if first != nil {
+		s.awaitCover(first)
+	}
 }

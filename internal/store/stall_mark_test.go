@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -144,42 +145,175 @@ func TestStall_AnUnsavableMarkDoesNotHoldBackPublishing(t *testing.T) {
 	}
 }
 
-// Outbox offers a message not yet written only once the mark covers it,
-// and none after it before (the publisher sends in seq order).
-func TestOutbox_UnwrittenMessagesWaitForTheMark(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "buffer.db"), Options{NoSync: true})
-	formOneMsg(t, s, 0)
-	s.mu.Lock()
-	l := s.lanes[Telemetry]
-	base := l.nextSeq
-	for i := uint64(0); i < 3; i++ {
-		l.unwritten = append(l.unwritten, &formed{msg: Message{Stream: Telemetry, Seq: base + i, First: 100 + i, Last: 100 + i},
-			done: make(chan struct{}), inFlight: true})
+// pubNext is the publisher's next() (internal/publish/stream.go) for one
+// stream: the outbox after the last seq sent, else a new message.
+func pubNext(t *testing.T, s *Store, st Stream, sent uint64) (Message, bool) {
+	t.Helper()
+	out, err := s.Outbox(st, sent, 1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.mu.Unlock()
-	seqs := func() (out []uint64) {
-		ms, err := s.Outbox(Telemetry, base-1, 0)
+	if len(out) > 0 {
+		return out[0], true
+	}
+	m, ok, err := s.Form(st, 1, 0, joinBuild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, ok
+}
+
+// Messages formed ahead (CommitInterval) just after a round took its
+// snapshot and saved the mark, then that round stalls: those past the
+// mark's reserve are not yet covered. Outbox waits for the mark rather
+// than offer nothing; when it offered nothing, the publisher's Form sent
+// a later seq and the held ones were skipped (seq 1084 after 1025).
+func TestStall_ThePublisherSendsEverySeqInOrderPastTheReserve(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	g := newStallGate()
+	s := open(t, path, Options{NoSync: true, CommitInterval: 20 * time.Millisecond, BeforeCommit: g.before})
+	t.Cleanup(g.open)
+	formOneMsg(t, s, 0) // the mark: seq 1+1024
+	queueN(t, s, Telemetry, 1, 1018)
+	sent, _ := publishAll(t, s, Telemetry, 1)
+	waitUntil(t, "everything written", func() bool { return !s.hasWork() })
+	g.armed.Store(true)
+	queueN(t, s, Telemetry, 5000, 100)
+	<-g.entered
+	for n := 0; n < 80; n++ {
+		m, ok := pubNext(t, s, Telemetry, sent)
+		if !ok {
+			break
+		}
+		if m.Seq != sent+1 {
+			t.Fatalf("publisher sent seq %d after %d: seqs %d..%d skipped", m.Seq, sent, sent+1, m.Seq-1)
+		}
+		sent = m.Seq
+	}
+	if sent <= 1+hwmSeqReserve {
+		t.Fatalf("last seq sent %d: the test did not pass the reserve", sent)
+	}
+}
+
+// A memory_full data_loss event published during a stall names telemetry
+// recs shed from memory, past the telemetry mark: the mark must cover
+// them before the event goes out (it covered only the event stream's own
+// numbers, and after a crash telemetry rec 65538 was handed out again).
+func TestStall_RecsADataLossEventNamesAreCoveredBeforeACrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	g := newStallGate()
+	s := open(t, path, Options{NoSync: true, QueueBytes: 256 << 10, BeforeCommit: g.before})
+	t.Cleanup(g.open)
+	formOneMsg(t, s, 0)
+	appendN(t, s, Event, 0, 1)
+	if _, ok, err := s.Form(Event, 1, 0, joinBuild); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	waitUntil(t, "everything written", func() bool { return !s.hasWork() })
+	g.armed.Store(true)
+	queueN(t, s, Telemetry, 1, 1)
+	<-g.entered
+	queueN(t, s, Telemetry, 2, hwmRecReserve+5000) // past QueueBytes: shed, named by data_loss events
+	var named uint64
+	for {
+		m, ok, err := s.Form(Event, 1, 0, joinBuild)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range ms {
-			out = append(out, m.Seq)
+		if !ok {
+			break
 		}
-		return out
+		var e struct {
+			Stream string   `json:"stream"`
+			Rec    []uint64 `json:"rec"`
+		}
+		body := m.Payload[strings.IndexByte(string(m.Payload), ':')+1:]
+		if json.Unmarshal(body, &e) == nil && e.Stream == string(Telemetry) && len(e.Rec) == 2 {
+			named = max(named, e.Rec[1])
+		}
 	}
-	cover := func(seq uint64) {
-		st := hwmState{Epoch: s.Epoch(), Streams: map[string]hwmStream{string(Telemetry): {Seq: seq, Rec: 1 << 20}}}
-		s.hwm.cover.Store(&st)
+	if named <= 1+hwmRecReserve {
+		t.Fatalf("data_loss events named telemetry recs up to %d: the test did not pass the reserve", named)
 	}
-	cover(base)
-	if got := seqs(); len(got) != 1 || got[0] != base {
-		t.Fatalf("mark covers seq %d: Outbox offers %v; want only %d", base, got, base)
+	if _, nrec := afterCrash(t, path); nrec <= named {
+		t.Fatalf("after the crash telemetry rec %d handed out again: a published data_loss named recs up to %d", nrec, named)
 	}
-	cover(base + 2)
-	if got := seqs(); len(got) != 3 {
-		t.Fatalf("mark covers all three: Outbox offers %v", got)
+}
+
+// A reset of a damaged file computes its mark before it salvages; the
+// publisher meanwhile sends (and gets PUBACKs for) messages from memory
+// under the old epoch's reserve. The reset's mark must not lower the
+// saved one below them (it did: after a crash seq 2 was used again).
+func TestReset_TheNewEpochsMarkNeverLowersANumber(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	g := newStallGate()
+	s := open(t, path, Options{NoSync: true, BeforeCommit: g.before, Fault: func(op string) error {
+		if op == "open" && hold.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}})
+	t.Cleanup(g.open)
+	formOneMsg(t, s, 0)
+	hold.Store(true)
+	s.noteDamage(s.currentDB(), errors.Join(errDamaged, errors.New("injected damage")))
+	<-entered // the writer is in replaceDamaged, its mark computed, before the salvage
+	var top uint64
+	for i := 0; i < 5; i++ {
+		queueN(t, s, Telemetry, 100+i, 1)
+		m, ok, err := s.Form(Telemetry, 1, 0, joinBuild)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		top = m.Seq
+		if err := s.Ack(Telemetry, m.Seq); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.mu.Lock()
-	l.unwritten = l.unwritten[:0] // the test's messages never reach the writer
-	s.mu.Unlock()
+	g.armed.Store(true)
+	close(release)
+	<-g.entered // the round after the reset (its buffer_reset event) stalls: no save of its own
+	if mk := readMark(t, path); mk.Epoch != 2 {
+		t.Fatalf("mark after the reset: %+v; want epoch 2", mk)
+	}
+	if nseq, _ := afterCrash(t, path); nseq <= top {
+		t.Fatalf("after the crash seq %d handed out again (sent up to %d during the salvage)", nseq, top)
+	}
+}
+
+// A mark saved for a later epoch than the store's (a reset saved it, and
+// the fresh file could not be attached) still covers: Form does not wait
+// for a save the marker can never make (it spun for 1 s per message).
+func TestMemoryMode_AMarkOfALaterEpochCoversWithoutWaiting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	var fail atomic.Bool
+	s := open(t, path, Options{NoSync: true, RetryMin: time.Hour, RetryMax: time.Hour, Fault: func(op string) error {
+		if op == "commit" && fail.Load() {
+			return errors.New("injected EIO")
+		}
+		return nil
+	}})
+	formOneMsg(t, s, 0)
+	fail.Store(true)
+	queueN(t, s, Telemetry, 1, 1)
+	waitUntil(t, "memory mode", func() bool { return !s.fileOpen() })
+	s.hwm.mu.Lock()
+	st := s.hwm.saved
+	st.Epoch++ // as replaceDamaged's save leaves it when attach then fails
+	s.hwm.saved = st
+	s.hwm.cover.Store(&st)
+	s.hwm.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		queueN(t, s, Telemetry, 10+i, 1)
+		start := time.Now()
+		if _, ok, err := s.Form(Telemetry, 1, 0, joinBuild); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		if d := time.Since(start); d >= StallAfter {
+			t.Fatalf("Form %d waited %v for a mark of the later epoch", i, d)
+		}
+	}
 }

@@ -107,8 +107,9 @@ type BuildFunc func(h Head, items []Item) ([]byte, error)
 
 // Store is the buffer. Its methods are safe for concurrent use; none of
 // AppendAsync, Ack, Notify and Health waits for the disk, and Form waits
-// at most CommitInterval + StallAfter (at the commit window's gate, then
-// for the write).
+// at most CommitInterval + 2 × StallAfter (at the commit window's gate,
+// for the write, then for the high-water mark to cover a message sent
+// before it is written); Outbox at most StallAfter for the mark.
 type Store struct {
 	path string
 	opts Options
