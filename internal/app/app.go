@@ -341,6 +341,7 @@ func (a *App) openUplink(cfg *config.Config) error {
 	}
 	po.Logger = a.log.With("component", "mqtt")
 	po.Resolutions = cfg.Resolutions()
+	po.FreshReadingsCanonical = true // record (recorder.go) is the only producer of telemetry records
 	a.mu.Lock()
 	po.ConfigHash = a.cfgHash
 	a.mu.Unlock()

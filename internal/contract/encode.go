@@ -74,3 +74,51 @@ func AppendJSONFloat(b []byte, f float64) []byte {
 	}
 	return b
 }
+
+// AppendTelemetry appends the v1 telemetry message t encoded exactly as
+// Marshal encodes it, provided each of t.Readings is itself exactly
+// Marshal's encoding of a Reading (AppendReading's output): such readings
+// are joined as they are, where Marshal scans and compacts every one.
+// The caller vouches for the readings; for records read back from the
+// buffer file (which keeps no checksum) use Marshal, which rejects
+// malformed JSON.
+func AppendTelemetry(b []byte, t Telemetry) []byte {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(t.V), 10)
+	b = append(b, `,"agent":`...)
+	b = AppendString(b, t.Agent)
+	b = append(b, `,"site":`...)
+	b = AppendString(b, t.Site)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, t.Seq, 10)
+	if t.Epoch != 0 {
+		b = append(b, `,"epoch":`...)
+		b = strconv.AppendUint(b, t.Epoch, 10)
+	}
+	if len(t.Rec) > 0 {
+		b = append(b, `,"rec":[`...)
+		for i, r := range t.Rec {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, r, 10)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"historical":`...)
+	b = strconv.AppendBool(b, t.Historical)
+	b = append(b, `,"readings":`...)
+	if t.Readings == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range t.Readings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, r...)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}

@@ -54,3 +54,39 @@ func TestAppendReading_NoAllocation(t *testing.T) {
 		t.Fatalf("%v allocations per reading", n)
 	}
 }
+
+// TestAppendTelemetry_SameBytesAsMarshal: the v1 envelope joined by hand
+// from readings AppendReading encoded is byte for byte what Marshal
+// writes: with and without epoch and rec, historical or not, agent and
+// site names that need escaping, one reading or many.
+func TestAppendTelemetry_SameBytesAsMarshal(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"gw-01", "site-0001", "", "a<b>&c", "\"q\"\\", "矿-1", "x\u2028y", "\x01\xff"}
+	for n := range 300 {
+		tm := Telemetry{V: Version, Agent: names[rng.IntN(len(names))], Site: names[rng.IntN(len(names))],
+			Seq: rng.Uint64() >> rng.IntN(64), Historical: n%2 == 0}
+		if n%3 != 0 {
+			tm.Epoch = uint64(1 + rng.IntN(5))
+		}
+		if n%5 != 0 {
+			first := rng.Uint64() >> 8
+			tm.Rec = []uint64{first, first + uint64(rng.IntN(500))}
+		}
+		for range 1 + rng.IntN(20) {
+			r := Reading{Sensor: names[rng.IntN(len(names))], Type: "methane", TS: rng.Int64(), Value: f(rng.NormFloat64()),
+				Unit: "%CH4", Status: "normal"}
+			if rng.IntN(4) == 0 {
+				r.Value, r.Status, r.Error, r.Code = nil, "fault", "timeout <1s> & "+names[rng.IntN(len(names))], "timeout"
+			}
+			tm.Readings = append(tm.Readings, AppendReading(nil, r))
+		}
+		want, err := Marshal(tm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendTelemetry(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("AppendTelemetry\n got %s\nwant %s", got, want)
+		}
+	}
+}

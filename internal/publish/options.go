@@ -64,6 +64,15 @@ type Options struct {
 	// config.TelemetryBoth. v2 needs the registry's table
 	// (SetTelemetryIndex).
 	Telemetry string
+	// FreshReadingsCanonical vouches that every telemetry record this
+	// process appends to the buffer is contract.AppendReading's output
+	// (the agent's recorder is their only producer): a v1 message of
+	// records still in memory (store.Item.Fresh) is then joined by
+	// contract.AppendTelemetry, not re-scanned by encoding/json. Records
+	// read back from the file are always checked. False (the default):
+	// every record is checked, and one that is not JSON goes to the dead
+	// letters.
+	FreshReadingsCanonical bool
 	// BackoffMin and BackoffMax bound the wait between reconnect attempts
 	// (capped exponential back-off with jitter, see backoff): the first
 	// retry after a loss waits at most BackoffMin, no wait is longer than

@@ -66,11 +66,19 @@ func (p *Publisher) build(s store.Stream, liveAfter uint64) store.BuildFunc {
 				return p.buildV2(h, items, historical)
 			}
 			t := contract.Telemetry{V: contract.Version, Agent: p.opts.Agent, Site: p.opts.Site, Seq: h.Seq, Epoch: h.Epoch, Rec: rec,
-				Historical: historical}
+				Historical: historical, Readings: make([]json.RawMessage, 0, len(items))}
+			fresh, size := p.opts.FreshReadingsCanonical, 160
 			for _, it := range items {
 				t.Readings = append(t.Readings, json.RawMessage(withFaultCode(it.Data)))
+				fresh, size = fresh && it.Fresh, size+len(it.Data)+1
 			}
-			v1, err := contract.Marshal(t)
+			var v1 []byte
+			var err error
+			if fresh { // in memory, encoded by this process's recorder (contract.AppendReading): joined as they are
+				v1 = contract.AppendTelemetry(make([]byte, 0, size), t)
+			} else { // read back from the file: Marshal checks each record is JSON
+				v1, err = contract.Marshal(t)
+			}
 			if err != nil || p.opts.Telemetry != config.TelemetryBoth {
 				return v1, err
 			}

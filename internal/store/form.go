@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
@@ -234,7 +233,9 @@ func (s *Store) pickLocked(l *lane, items []Item, bad, maxItems, maxBytes int) (
 			break
 		}
 		size += len(r.data)
-		items = append(items, Item{ID: r.rec, TS: time.UnixMilli(r.ts), Data: slices.Clone(r.data)})
+		// r.data is never changed once queued: shared, capped so that an
+		// append by the caller cannot write into it.
+		items = append(items, Item{ID: r.rec, TS: time.UnixMilli(r.ts), Data: r.data[:len(r.data):len(r.data)], Fresh: true})
 	}
 	return items, -1
 }

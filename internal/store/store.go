@@ -81,6 +81,9 @@ type Item struct {
 	ID   uint64    // record number (rec): per stream, contiguous, never reused
 	TS   time.Time // sample time (ms precision)
 	Data []byte
+	// Fresh: Data is as this process handed it to AppendAsync (taken from
+	// memory), not read back from the file, which keeps no checksum.
+	Fresh bool
 }
 
 // Message is one formed message of a stream.
