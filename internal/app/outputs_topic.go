@@ -31,7 +31,7 @@ func (a *App) retainOutputs(ctx context.Context) (bool, error) {
 	if pub == nil {
 		return false, nil
 	}
-	snap, err := a.core.Snapshot(ctx)
+	snap, err := a.core.OutputsSnapshot(ctx)
 	if err != nil {
 		return false, err
 	}

@@ -53,7 +53,7 @@ func (a *App) statsTick(ctx context.Context, now time.Time, save bool) {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	snap, err := a.core.Snapshot(sctx)
+	snap, err := a.core.OutputsSnapshot(sctx)
 	cancel()
 	if err == nil {
 		totals := make(map[string]stats.OutputTotals, len(snap.Outputs))

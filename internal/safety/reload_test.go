@@ -3,6 +3,7 @@ package safety
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,29 @@ func TestReload_BadSpecKeepsRunning(t *testing.T) {
 	r.offer("CH4", 1.6)
 	if !r.cut("K1") {
 		t.Fatal("the running rules stopped working after a refused reload")
+	}
+}
+
+// OutputsSnapshot gives the outputs exactly as Snapshot does (here one cut
+// by an alarm), without the per-sensor map and the alarms.
+func TestOutputsSnapshot_TheOutputsOfSnapshotWithoutSensors(t *testing.T) {
+	r := newRig(t, twoSensors(), Options{})
+	r.offer("CH4", 1.6)
+	whole, err := r.core.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := r.core.OutputsSnapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Sensors) == 0 || len(whole.Alarms) == 0 || !whole.Outputs[0].Cut {
+		t.Fatalf("the rig's snapshot: %+v; want sensors, an active alarm and K1 cut", whole)
+	}
+	if outs.Sensors != nil || outs.Alarms != nil {
+		t.Fatalf("OutputsSnapshot has sensors %v alarms %v; want none", outs.Sensors, outs.Alarms)
+	}
+	if !reflect.DeepEqual(outs.Outputs, whole.Outputs) {
+		t.Fatalf("outputs differ:\n%+v\n%+v", outs.Outputs, whole.Outputs)
 	}
 }

@@ -50,12 +50,26 @@ type OutputState struct {
 
 // Snapshot returns the Core's state, taken on its goroutine.
 func (c *Core) Snapshot(ctx context.Context) (Snapshot, error) {
+	return c.snapshot(ctx, true)
+}
+
+// OutputsSnapshot is Snapshot without Sensors and Alarms (nil): what the
+// once-a-second readers of the outputs need, without a map of every
+// sensor built on the Core's goroutine each time.
+func (c *Core) OutputsSnapshot(ctx context.Context) (Snapshot, error) {
+	return c.snapshot(ctx, false)
+}
+
+func (c *Core) snapshot(ctx context.Context, whole bool) (Snapshot, error) {
 	var s Snapshot
 	err := c.do(ctx, func(now time.Time) {
 		s.Time, s.HoldUntil, s.HoldReason = now, c.opts.HoldUntil, c.opts.HoldReason
-		s.Sensors = make(map[string]reading.Status, len(c.st.engine.sensors))
-		for _, ss := range c.st.engine.sensors {
-			s.Sensors[ss.id] = ss.status
+		if whole {
+			s.Sensors = make(map[string]reading.Status, len(c.st.engine.sensors))
+			for _, ss := range c.st.engine.sensors {
+				s.Sensors[ss.id] = ss.status
+			}
+			s.Alarms = c.st.alarms.list()
 		}
 		for _, o := range c.st.outs {
 			_, why := c.wantCut(o, now)
@@ -68,7 +82,6 @@ func (c *Core) Snapshot(ctx context.Context) (Snapshot, error) {
 				CutS: o.cutTotal(now).Seconds(), Cuts: o.cuts,
 			})
 		}
-		s.Alarms = c.st.alarms.list()
 	})
 	s.LostReadings, s.LostUrgent = c.out.Lost()
 	return s, err
