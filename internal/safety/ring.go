@@ -1,23 +1,45 @@
 package safety
 
 // ring is a bounded FIFO. It is not safe for concurrent use: its owner
-// guards it.
+// guards it. Its buffer starts small and doubles as it fills, up to the
+// capacity: the agent's memory follows what is queued (a few hundred
+// readings when the consumer keeps up), not the bound (the Core's outbox
+// holds 16 384 readings of about 430 bytes: 7 MB).
 type ring[T any] struct {
 	buf  []T
 	head int // index of the oldest element
 	n    int
+	max  int // capacity
 }
 
-func newRing[T any](capacity int) ring[T] { return ring[T]{buf: make([]T, max(capacity, 1))} }
+// ringStart is the buffer a ring starts with (or its capacity if smaller).
+const ringStart = 64
 
-// push appends v; it reports false (and drops v) when the ring is full.
+func newRing[T any](capacity int) ring[T] {
+	c := max(capacity, 1)
+	return ring[T]{buf: make([]T, min(c, ringStart)), max: c}
+}
+
+// push appends v; it reports false (and drops v) when the ring holds its
+// capacity.
 func (r *ring[T]) push(v T) bool {
 	if r.n == len(r.buf) {
-		return false
+		if len(r.buf) >= r.max {
+			return false
+		}
+		r.grow()
 	}
 	r.buf[(r.head+r.n)%len(r.buf)] = v
 	r.n++
 	return true
+}
+
+// grow doubles the buffer (at most to the capacity), oldest first.
+func (r *ring[T]) grow() {
+	nb := make([]T, min(2*len(r.buf), r.max))
+	k := copy(nb, r.buf[r.head:])
+	copy(nb[k:], r.buf[:r.head])
+	r.buf, r.head = nb, 0
 }
 
 // popTo moves up to limit elements (limit <= 0: all), oldest first, to dst.
