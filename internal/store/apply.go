@@ -101,6 +101,11 @@ func (s *Store) commit(sn *snapshot) error {
 				}
 			}
 		}
+		for name, drops := range sn.drops {
+			if err := dropOutbox(tx.Bucket(outboxBucket(name)), streamIndex(name), drops, &c); err != nil {
+				return err
+			}
+		}
 		for name, acks := range sn.acks {
 			i := streamIndex(name)
 			ob := tx.Bucket(outboxBucket(name))
@@ -238,6 +243,27 @@ func trimAge(tx *bolt.Tx, name Stream) error {
 			return ab.Delete(k) // nothing pending at all
 		}
 		if err := ab.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropOutbox deletes the outbox records seqs of stream i (found damaged)
+// and takes them off the counters.
+func dropOutbox(ob *bolt.Bucket, i int, seqs []uint64, c *counters) error {
+	for _, seq := range seqs {
+		k := u64key(seq)
+		v := ob.Get(k)
+		if v == nil {
+			continue
+		}
+		c.bytes -= int64(keyLen + len(v))
+		c.outbox[i]--
+		if len(v) >= outboxHdr {
+			c.outrec[i] -= outboxItems(v)
+		}
+		if err := ob.Delete(k); err != nil {
 			return err
 		}
 	}

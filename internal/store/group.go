@@ -55,7 +55,7 @@ func (s *Store) pendingKind() pendKind {
 				break
 			}
 		}
-		if len(l.deadOps) > 0 {
+		if len(l.deadOps)+len(l.dropMsgs) > 0 {
 			k = max(k, pendRegular)
 		}
 		if len(l.ackOps)+len(l.delOps) > 0 {

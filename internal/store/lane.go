@@ -58,9 +58,12 @@ type lane struct {
 	// taken are records consumed (formed into a message, evicted or
 	// dead-lettered) that may still be in the file's items until the
 	// operation that removes them is written; Form skips them.
-	taken   []span
-	delOps  []span // item ranges to delete from the file
-	deadOps []deadRec
+	taken  []span
+	delOps []span // item ranges to delete from the file
+	// dropMsgs are outbox records found damaged, to delete from the file
+	// (their data_loss event is queued already).
+	dropMsgs []uint64
+	deadOps  []deadRec
 	// version counts rewrites of pending records in the file (a data_loss
 	// record extended by a later eviction): Form reads again when it changed.
 	version uint64

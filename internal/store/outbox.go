@@ -48,7 +48,7 @@ func (s *Store) Outbox(stream Stream, after uint64, max int) ([]Message, error) 
 			}
 			m, err := decodeOutbox(stream, seq, v)
 			if err != nil {
-				bad = append(bad, unreadableMsg{seq, err}) // checked at open; a record damaged since is not sent
+				bad = append(bad, badOutbox(seq, v, err)) // not sent: removed and reported (noteUnreadable)
 				continue
 			}
 			out = append(out, m)

@@ -5,24 +5,35 @@ import (
 	"compress/flate"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/hazmon/hazmon/internal/contract"
 )
 
 // An outbox record is the message's oldest sample time (unix ms, 8 bytes),
 // its record count (4 bytes) and its payload. A payload of at least
 // zipMin bytes is stored compressed (zlib at flate.BestSpeed) when that is
-// smaller: the top bit of the count says so. A telemetry message of 500
-// readings shrinks about tenfold, so the disk (the flash of the boards)
-// sees a tenth of the bytes, for about 0.1 ms of CPU per 50 kB here.
-// zlib's Adler-32 makes a damaged compressed payload fail to read
-// (bbolt keeps no checksum of its own); the message is then not sent.
-// Files written before compression hold plain payloads, read as they are.
+// smaller: the top bit of the count says so, and the 8-byte first record
+// number of the message comes before the compressed bytes. A telemetry
+// message of 500 readings shrinks about tenfold, so the disk (the flash
+// of the boards) sees a tenth of the bytes, for about 0.1 ms of CPU per
+// 50 kB here. zlib's Adler-32 makes a damaged compressed payload fail to
+// read (bbolt keeps no checksum of its own): Outbox does not offer it,
+// and the next commit removes it, named by a data_loss event (reason
+// unreadable) with its records (noteUnreadable). A flip of the flag bit
+// itself is not caught. Files written before compression hold plain
+// payloads, read as they are.
 const (
 	zipMin  = 512
 	zipFlag = 1 << 31
+	zipHdr  = outboxHdr + 8 // and the first record number
+	// zipMaxOut bounds what one compressed payload may inflate to (a
+	// message is at most formAheadBytes); past it the record is damaged.
+	zipMaxOut = 64 << 20
 )
 
 // outboxCodec compresses the payloads of one writer (not safe for
@@ -34,23 +45,27 @@ type outboxCodec struct {
 
 // value encodes m's outbox record.
 func (c *outboxCodec) value(m Message) []byte {
-	payload, n := m.Payload, uint32(m.Items)
-	if len(payload) >= zipMin {
+	if len(m.Payload) >= zipMin {
 		c.buf.Reset()
 		if c.zw == nil {
 			c.zw, _ = zlib.NewWriterLevel(&c.buf, flate.BestSpeed) // err only for a bad level
 		} else {
 			c.zw.Reset(&c.buf)
 		}
-		_, werr := c.zw.Write(payload)
-		if cerr := c.zw.Close(); werr == nil && cerr == nil && c.buf.Len() < len(payload) {
-			payload, n = c.buf.Bytes(), n|zipFlag
+		_, werr := c.zw.Write(m.Payload)
+		if cerr := c.zw.Close(); werr == nil && cerr == nil && c.buf.Len()+8 < len(m.Payload) {
+			v := make([]byte, zipHdr+c.buf.Len())
+			binary.BigEndian.PutUint64(v, uint64(m.OldestTS.UnixMilli()))
+			binary.BigEndian.PutUint32(v[8:], uint32(m.Items)|zipFlag)
+			binary.BigEndian.PutUint64(v[outboxHdr:], m.First)
+			copy(v[zipHdr:], c.buf.Bytes())
+			return v
 		}
 	}
-	v := make([]byte, outboxHdr+len(payload))
+	v := make([]byte, outboxHdr+len(m.Payload))
 	binary.BigEndian.PutUint64(v, uint64(m.OldestTS.UnixMilli()))
-	binary.BigEndian.PutUint32(v[8:], n)
-	copy(v[outboxHdr:], payload)
+	binary.BigEndian.PutUint32(v[8:], uint32(m.Items))
+	copy(v[outboxHdr:], m.Payload)
 	return v
 }
 
@@ -59,20 +74,41 @@ func outboxItems(v []byte) int64 {
 	return int64(binary.BigEndian.Uint32(v[8:]) &^ zipFlag)
 }
 
-var zipReaders sync.Pool // of io.ReadCloser implementing zlib.Resetter
+var (
+	zipReaders sync.Pool // of io.ReadCloser implementing zlib.Resetter
+	zipBufs    sync.Pool // of *bytes.Buffer
+)
 
 // decodeOutbox reads an outbox record into a Message of stream and seq
-// (the payload is a copy: v belongs to a transaction).
+// (the payload is a copy: v belongs to a transaction). An error means the
+// record is damaged.
 func decodeOutbox(stream Stream, seq uint64, v []byte) (Message, error) {
 	if len(v) < outboxHdr {
 		return Message{}, fmt.Errorf("outbox record %s/%d: %d bytes, shorter than its header", stream, seq, len(v))
 	}
 	m := Message{Stream: stream, Seq: seq, OldestTS: time.UnixMilli(int64(binary.BigEndian.Uint64(v))), Items: int(outboxItems(v))}
-	body := v[outboxHdr:]
 	if binary.BigEndian.Uint32(v[8:])&zipFlag == 0 {
-		m.Payload = bytes.Clone(body)
+		m.Payload = bytes.Clone(v[outboxHdr:])
 		return m, nil
 	}
+	if len(v) < zipHdr {
+		return Message{}, fmt.Errorf("outbox record %s/%d: compressed, %d bytes, shorter than its header", stream, seq, len(v))
+	}
+	m.First = binary.BigEndian.Uint64(v[outboxHdr:])
+	if m.Items > 0 {
+		m.Last = m.First + uint64(m.Items) - 1
+	}
+	p, err := inflate(v[zipHdr:])
+	if err != nil {
+		return Message{}, fmt.Errorf("outbox record %s/%d: compressed payload unreadable (damaged): %w", stream, seq, err)
+	}
+	m.Payload = p
+	return m, nil
+}
+
+// inflate decompresses a zlib stream of at most zipMaxOut bytes, checked
+// by its Adler-32.
+func inflate(body []byte) ([]byte, error) {
 	var r io.ReadCloser
 	var err error
 	if p, ok := zipReaders.Get().(io.ReadCloser); ok {
@@ -80,28 +116,53 @@ func decodeOutbox(stream Stream, seq uint64, v []byte) (Message, error) {
 	} else {
 		r, err = zlib.NewReader(bytes.NewReader(body))
 	}
-	if err == nil {
-		var out bytes.Buffer
-		out.Grow(8 * len(body))
-		if _, err = out.ReadFrom(r); err == nil {
-			m.Payload = out.Bytes()
-		}
-		zipReaders.Put(r)
-	}
 	if err != nil {
-		return Message{}, fmt.Errorf("outbox record %s/%d: compressed payload unreadable (damaged): %w", stream, seq, err)
+		return nil, err
 	}
-	return m, nil
+	defer zipReaders.Put(r)
+	out, _ := zipBufs.Get().(*bytes.Buffer)
+	if out == nil {
+		out = new(bytes.Buffer)
+	}
+	out.Reset()
+	n, err := out.ReadFrom(io.LimitReader(r, zipMaxOut+1))
+	if err == nil && n > zipMaxOut {
+		err = errors.New("inflates past its bound")
+	}
+	p := bytes.Clone(out.Bytes()) // exactly its length: it waits for its PUBACK
+	if out.Cap() <= 4<<20 {
+		zipBufs.Put(out)
+	}
+	return p, err
 }
 
-// unreadableMsg is an outbox record Outbox could not read.
+// unreadableMsg is an outbox record Outbox could not read: its header's
+// oldest sample time, record count and (when known) first record number.
 type unreadableMsg struct {
-	seq uint64
-	err error
+	seq    uint64
+	ts     int64
+	n      int64
+	first  uint64
+	reason error
 }
 
-// noteUnreadable logs each unreadable outbox record once: it is not
-// sent (nor exported), and stays in the file.
+// badOutbox describes the damaged outbox record v of seq.
+func badOutbox(seq uint64, v []byte, err error) unreadableMsg {
+	b := unreadableMsg{seq: seq, reason: err}
+	if len(v) >= outboxHdr {
+		b.ts, b.n = int64(binary.BigEndian.Uint64(v)), outboxItems(v)
+		if binary.BigEndian.Uint32(v[8:])&zipFlag != 0 && len(v) >= zipHdr {
+			b.first = binary.BigEndian.Uint64(v[outboxHdr:])
+		}
+	}
+	return b
+}
+
+// noteUnreadable handles the damaged outbox records Outbox met, each once
+// per run: it is logged, the next commit removes it from the file (so it
+// no longer holds the outbox's depth, age and the shutdown's drain), and a
+// data_loss event (reason unreadable) names its records: by rec when the
+// record says its first one, else by count and time only.
 func (s *Store) noteUnreadable(stream Stream, bad []unreadableMsg) {
 	for _, b := range bad {
 		s.mu.Lock()
@@ -112,10 +173,27 @@ func (s *Store) noteUnreadable(stream Stream, bad []unreadableMsg) {
 			s.unreadable[stream] = map[uint64]bool{}
 		}
 		seen := s.unreadable[stream][b.seq]
-		s.unreadable[stream][b.seq] = true
+		if !seen && !s.readOnly {
+			s.unreadable[stream][b.seq] = true
+			l := s.lanes[stream]
+			l.dropMsgs = append(l.dropMsgs, b.seq)
+			now := s.opts.Now().UnixMilli()
+			ts := b.ts
+			if ts <= 0 {
+				ts = now
+			}
+			e := contract.Event{V: contract.Version, Type: contract.EventDataLoss, TS: now, FromTS: ts, ToTS: ts, Readings: b.n,
+				Reason: ReasonUnreadable, Stream: string(stream),
+				Detail: fmt.Sprintf("%s=%d outbox message seq %d damaged in the buffer file: removed, not sent", stream, b.n, b.seq)}
+			if b.first > 0 && b.n > 0 {
+				e.Rec = []uint64{b.first, b.first + uint64(b.n) - 1}
+			}
+			s.queueEventLocked(e)
+			s.wakeLocked()
+		}
 		s.mu.Unlock()
 		if !seen {
-			s.log.Error("buffer: outbox message unreadable, not sent", "stream", stream, "seq", b.seq, "err", b.err)
+			s.log.Error("buffer: outbox message unreadable, not sent; removed and reported as data_loss", "stream", stream, "seq", b.seq, "err", b.reason)
 		}
 	}
 }

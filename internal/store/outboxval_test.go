@@ -116,8 +116,10 @@ func TestOutbox_ALargePayloadIsStoredCompressedAndReadBackByteForByte(t *testing
 }
 
 // A compressed payload damaged in the file (bbolt keeps no checksum; zlib
-// does) is not sent; the other messages are.
-func TestOutbox_ADamagedCompressedPayloadIsNotSent(t *testing.T) {
+// does) is not sent; the other messages are. The next commit removes it,
+// so it does not hold the outbox's depth and the shutdown's drain for
+// ever, and a data_loss event (reason unreadable) names its 200 records.
+func TestOutbox_ADamagedCompressedPayloadIsRemovedAndReportedAsLost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	want := formBoth(t, path)
 	var big, small uint64
@@ -133,6 +135,58 @@ func TestOutbox_ADamagedCompressedPayloadIsNotSent(t *testing.T) {
 	msgs, err := s.Outbox(Telemetry, 0, 0)
 	if err != nil || len(msgs) != 1 || msgs[0].Seq != small || !bytes.Equal(msgs[0].Payload, want[small]) {
 		t.Fatalf("Outbox with seq %d damaged: %+v err %v; want only seq %d, intact", big, msgs, err, small)
+	}
+	waitUntil(t, "the damaged message removed", func() bool {
+		st, _ := s.Stats()
+		return st.Streams[Telemetry].Outbox == 1 && !s.hasWork()
+	})
+	loss := dataLoss(t, s)
+	if len(loss) != 1 || loss[0].Reason != ReasonUnreadable || loss[0].Readings != 200 || len(loss[0].Rec) != 2 ||
+		loss[0].Rec[0] != 1 || loss[0].Rec[1] != 200 {
+		t.Fatalf("data_loss events %+v; want one, unreadable, 200 readings, rec [1,200]", loss)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if raw := rawOutbox(t, path, Telemetry); len(raw) != 1 || raw[small] == nil {
+		t.Fatalf("outbox in the file after the restart: %d records; want only seq %d", len(raw), small)
+	}
+}
+
+// A reset's salvage does not count a compressed message that fails its
+// check as salvaged (the buffer_reset event would promise it again): it is
+// lost.
+func TestSalvage_AnUnreadableCompressedMessageIsLostNotSalvaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	var big, small uint64
+	for seq, p := range want {
+		if len(p) >= zipMin {
+			big = seq
+		} else {
+			small = seq
+		}
+	}
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
+	editOutbox(t, path, Telemetry, small, func(v []byte) []byte { return v[:5] }) // the open check finds this: a reset
+	s := open(t, path, Options{NoSync: true})
+	r := s.Reset()
+	if r == nil || r.Salvaged != 0 || r.Lost != 201 {
+		t.Fatalf("reset %+v; want salvaged 0, lost 201", r)
+	}
+}
+
+// A decoded payload holds its length, not the inflater's growth: it waits
+// in memory for its PUBACK.
+func TestOutbox_ADecodedPayloadKeepsNoSpareCapacity(t *testing.T) {
+	var c outboxCodec
+	p := bytes.Repeat([]byte(`{"sensor":"CH4-101","value":0.42},`), 400)
+	m, err := decodeOutbox(Telemetry, 1, c.value(Message{Payload: p, Items: 400, First: 7}))
+	if err != nil || !bytes.Equal(m.Payload, p) || m.First != 7 || m.Last != 406 {
+		t.Fatalf("decode: %d bytes first %d last %d err %v", len(m.Payload), m.First, m.Last, err)
+	}
+	if cap(m.Payload) > len(p)+len(p)/8 {
+		t.Fatalf("payload of %d bytes holds a capacity of %d", len(p), cap(m.Payload))
 	}
 }
 

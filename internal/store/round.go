@@ -3,7 +3,7 @@ package store
 // take marks what the round commits, alarms first, at most MaxBatch records.
 func (s *Store) take() *snapshot {
 	sn := &snapshot{recs: map[Stream][]*record{}, forms: map[Stream][]*formed{}, acks: map[Stream][]uint64{},
-		dels: map[Stream][]span{}, deads: map[Stream][]deadRec{}, evicted: map[Stream][]span{}}
+		dels: map[Stream][]span{}, deads: map[Stream][]deadRec{}, drops: map[Stream][]uint64{}, evicted: map[Stream][]span{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	budget := s.opts.MaxBatch
@@ -47,6 +47,9 @@ func (s *Store) take() *snapshot {
 		}
 		if len(l.deadOps) > 0 {
 			sn.deads[name], l.deadOps = l.deadOps, nil
+		}
+		if len(l.dropMsgs) > 0 {
+			sn.drops[name], l.dropMsgs = l.dropMsgs, nil
 		}
 		if len(sn.recs[name]) == 0 {
 			delete(sn.recs, name)
@@ -135,6 +138,12 @@ func (s *Store) finish(sn *snapshot, err error) {
 		}
 		for _, d := range dels {
 			l.untake(d)
+		}
+	}
+	for name, drops := range sn.drops {
+		if err != nil {
+			l := s.lanes[name]
+			l.dropMsgs = append(drops, l.dropMsgs...)
 		}
 	}
 	for name, deads := range sn.deads {

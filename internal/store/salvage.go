@@ -105,6 +105,9 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					if len(r.k) != keyLen || len(r.v) < outboxHdr {
 						continue
 					}
+					if _, err := decodeOutbox(name, binary.BigEndian.Uint64(r.k), r.v); err != nil {
+						continue // a compressed payload that fails its check: lost, not salvaged
+					}
 					if err := ob.Put(r.k, r.v); err != nil {
 						return err
 					}

@@ -16,7 +16,8 @@ type snapshot struct {
 	acks  map[Stream][]uint64
 	dels  map[Stream][]span
 	deads map[Stream][]deadRec
-	more  bool // records were left for the next round (MaxBatch)
+	drops map[Stream][]uint64 // damaged outbox records to delete
+	more  bool                // records were left for the next round (MaxBatch)
 	// set by the commit (evict.go): spans evicted and the data_loss
 	// records created in the transaction.
 	evicted    map[Stream][]span
@@ -33,7 +34,7 @@ type merge struct {
 }
 
 func (sn *snapshot) empty() bool {
-	return len(sn.recs)+len(sn.forms)+len(sn.acks)+len(sn.dels)+len(sn.deads) == 0
+	return len(sn.recs)+len(sn.forms)+len(sn.acks)+len(sn.dels)+len(sn.deads)+len(sn.drops) == 0
 }
 
 // writer is the single goroutine that writes the file: each round commits
@@ -160,7 +161,7 @@ func (s *Store) hasWork() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.lanes {
-		if len(l.queued)+len(l.ackOps)+len(l.delOps)+len(l.deadOps) > 0 {
+		if len(l.queued)+len(l.ackOps)+len(l.delOps)+len(l.deadOps)+len(l.dropMsgs) > 0 {
 			return true
 		}
 		for _, f := range l.unwritten {
