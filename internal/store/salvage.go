@@ -105,14 +105,18 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					if len(r.k) != keyLen || len(r.v) < outboxHdr {
 						continue
 					}
-					if _, err := decodeOutbox(name, binary.BigEndian.Uint64(r.k), r.v); err != nil {
+					seq := binary.BigEndian.Uint64(r.k)
+					h.Seq = max(h.Seq, seq) // its seq may have been sent: never used again
+					if b := badOutbox(seq, r.v, nil); b.first > 0 && b.n > 0 {
+						h.Rec = max(h.Rec, b.first+uint64(b.n)-1) // and its records' numbers
+					}
+					if _, err := decodeOutbox(name, seq, r.v); err != nil {
 						continue // a compressed payload that fails its check: lost, not salvaged
 					}
 					if err := ob.Put(r.k, r.v); err != nil {
 						return err
 					}
 					n := outboxItems(r.v)
-					h.Seq = max(h.Seq, binary.BigEndian.Uint64(r.k))
 					c.outbox[i]++
 					c.outrec[i] += n
 					c.bytes += int64(len(r.k) + len(r.v))
