@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -52,5 +53,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newStatus(stdout), newWatch(stdout), newProbe(stdout), newScan(stdout, stderr),
 		newOutput(stdout, stderr), newCalibrate(stdout), newBuffer(stdout, stderr), newConfig(stdout),
 		newReload(stdout, stderr), newMetrics(stdout)) // technician's commands (control.go, status.go, probe.go, metrics.go, ...)
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() {
+			refuseUnknown(c)
+		}
+	}
 	return root
+}
+
+// refuseUnknown makes a command group (buffer, config, output) fail on a
+// subcommand it does not have, as the root does, instead of printing its
+// help and exiting 0: a typo in a script must not look like success.
+func refuseUnknown(group *cobra.Command) {
+	group.Args = cobra.ArbitraryArgs
+	group.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return errors.New(msg + " (see " + cmd.CommandPath() + " --help)")
+	}
 }

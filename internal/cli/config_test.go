@@ -128,3 +128,25 @@ func TestBufferExport_SaysItExportsWhatWaitsToBeSent(t *testing.T) {
 		t.Errorf("export of the backlog: exit %d, %q", code, errs)
 	}
 }
+
+// A mistyped subcommand of a group fails (exit 1, with a suggestion), as
+// a mistyped command does: it printed the group's help and exited 0, so a
+// script's typo looked like success. The group alone still shows its help.
+func TestGroups_AnUnknownSubcommandFails(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"buffer", "stat"}, "did you mean stats"},
+		{[]string{"config", "check"}, `unknown command "check"`},
+		{[]string{"output", "tset", "x"}, `unknown command "tset"`},
+	} {
+		code, _, errs := hz(t, "", c.args...)
+		if code == 0 || !strings.Contains(errs, c.hint) {
+			t.Errorf("%v: exit %d, stderr %q; want a failure saying %q", c.args, code, errs, c.hint)
+		}
+	}
+	if code, out, _ := hz(t, "", "config"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("config alone: exit %d, %q; want its help", code, out)
+	}
+}
