@@ -659,8 +659,8 @@ func perSensor(rs map[key]got) map[string][]int64 {
 // the layout documented in internal/store: buckets "items/<stream>"
 // (value: 8-byte ts + reading JSON) and "outbox/<stream>" (value: 12-byte
 // header + message payload; when the header's record count has its top
-// bit set, the message's 8-byte first record number, then the payload
-// zlib-compressed).
+// bit set, the message's 8-byte first record number and a 4-byte CRC-32,
+// then the payload zlib-compressed).
 func fileReadings(t *testing.T, path string) map[key]got {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
@@ -699,7 +699,7 @@ func fileReadings(t *testing.T, path string) map[key]got {
 				}
 				payload := v[12:]
 				if binary.BigEndian.Uint32(v[8:])&(1<<31) != 0 {
-					zr, err := zlib.NewReader(bytes.NewReader(v[20:]))
+					zr, err := zlib.NewReader(bytes.NewReader(v[24:]))
 					if err == nil {
 						payload, err = io.ReadAll(zr)
 					}

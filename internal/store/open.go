@@ -18,7 +18,7 @@ import (
 //	meta                bytes, epoch, mono, evicted/<s>, n/items/<s>, n/outbox/<s>, n/outrec/<s>
 //	items/<stream>      rec → 8-byte sample ts (unix ms) + record
 //	outbox/<stream>     seq → 8-byte oldest ts + 4-byte record count + payload
-//	                    (count's top bit set: 8-byte first rec + payload zlib-compressed, outboxval.go)
+//	                    (count's top bit set: 8-byte first rec + CRC-32 of those 20 bytes + zlib payload; outboxval.go)
 //	age/<stream>        first rec of a commit → 8-byte run time (ms) of that commit
 //	dead/<stream>       rec → 8-byte ts + 2-byte reason length + reason + record
 var (

@@ -213,3 +213,84 @@ func TestOutbox_APlainPayloadOfAnOlderFileIsReadAsItIs(t *testing.T) {
 		t.Fatalf("Outbox of a plain large record: %+v err %v", msgs, err)
 	}
 }
+
+// damagedBig forms formBoth's two messages and damages the large one's
+// compressed bytes; it returns the seqs of the large and the small one.
+func damagedBig(t *testing.T, path string) (big, small uint64) {
+	t.Helper()
+	for seq, p := range formBoth(t, path) {
+		if len(p) >= zipMin {
+			big = seq
+		} else {
+			small = seq
+		}
+	}
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
+	return big, small
+}
+
+// A damaged message is removed only by a round that also writes its
+// data_loss record: with the event deferred behind a backlog (MaxBatch),
+// a crash between the two left it removed and never reported.
+func TestOutbox_ADamagedMessageIsNotRemovedBeforeItsDataLossIsWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	big, _ := damagedBig(t, path)
+	g := newStallGate()
+	s := open(t, path, Options{NoSync: true, MaxBatch: 2, BeforeCommit: g.before})
+	t.Cleanup(g.open)
+	waitUntil(t, "idle", func() bool { return !s.hasWork() })
+	g.armed.Store(true)
+	queueN(t, s, Alarm, 0, 5)
+	<-g.entered // round 1 (alarms 1-2) waits to commit
+	if _, err := s.Outbox(Telemetry, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // let round 1 and round 2 (alarms 3-4, the event deferred) commit
+		g.release <- struct{}{}
+		<-g.entered
+	}
+	crashed := crashCopy(t, path)
+	removed := rawOutbox(t, crashed, Telemetry)[big] == nil
+	s2 := open(t, crashed, Options{NoSync: true})
+	if loss := dataLoss(t, s2); removed && len(loss) == 0 {
+		t.Fatal("after the crash the damaged message is gone from the file and no data_loss names it")
+	}
+}
+
+// A damaged record whose count reads 0 is still reported as at least one
+// record lost: the event schema requires readings.
+func TestOutbox_ADamagedMessageWithoutACountIsReportedAsValidDataLoss(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	big, _ := damagedBig(t, path)
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { binary.BigEndian.PutUint32(v[8:], zipFlag); return v })
+	s := open(t, path, Options{NoSync: true})
+	if _, err := s.Outbox(Telemetry, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the damaged message removed", func() bool { return !s.hasWork() })
+	if loss := dataLoss(t, s); len(loss) != 1 || loss[0].Readings != 1 || loss[0].Rec != nil { // dataLoss validates each
+		t.Fatalf("data_loss %+v; want one, 1 reading, no rec (the header fails its check)", loss)
+	}
+}
+
+// The first record number of a compressed record is checked with its
+// header (CRC-32): a damaged one is not trusted, so a reset does not push
+// rec up by 2^62 from it.
+func TestSalvage_ADamagedFirstRecIsNotTrusted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	var big, small uint64
+	for seq, p := range want {
+		if len(p) >= zipMin {
+			big = seq
+		} else {
+			small = seq
+		}
+	}
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[outboxHdr] ^= 0x40; return v })
+	editOutbox(t, path, Telemetry, small, func(v []byte) []byte { return v[:5] }) // forces a reset
+	s := open(t, path, Options{NoSync: true})
+	if m := formOneMsg(t, s, 10); m.First > 1000 {
+		t.Fatalf("next rec after the reset %d; want about 202", m.First)
+	}
+}

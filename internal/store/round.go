@@ -48,14 +48,21 @@ func (s *Store) take() *snapshot {
 		if len(l.deadOps) > 0 {
 			sn.deads[name], l.deadOps = l.deadOps, nil
 		}
-		if len(l.dropMsgs) > 0 {
-			sn.drops[name], l.dropMsgs = l.dropMsgs, nil
-		}
 		if len(sn.recs[name]) == 0 {
 			delete(sn.recs, name)
 		}
 		if len(sn.forms[name]) == 0 {
 			delete(sn.forms, name)
+		}
+	}
+	if !s.lanes[Event].hasQueuedLocked() {
+		// A damaged message's data_loss record (queued before its drop)
+		// is in this round: a crash cannot leave the message removed and
+		// never reported.
+		for _, name := range Streams {
+			if l := s.lanes[name]; len(l.dropMsgs) > 0 {
+				sn.drops[name], l.dropMsgs = l.dropMsgs, nil
+			}
 		}
 	}
 	return sn
@@ -197,4 +204,15 @@ func closeOnce(ch chan struct{}) {
 	default:
 		close(ch)
 	}
+}
+
+// hasQueuedLocked reports whether a record of the lane waits that this
+// round did not take (Store.mu held).
+func (l *lane) hasQueuedLocked() bool {
+	for _, r := range l.queued {
+		if !r.inFlight {
+			return true
+		}
+	}
+	return false
 }
