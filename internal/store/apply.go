@@ -101,28 +101,14 @@ func (s *Store) commit(sn *snapshot) error {
 				}
 			}
 		}
-		for name, drops := range sn.drops {
-			if err := dropOutbox(tx.Bucket(outboxBucket(name)), streamIndex(name), drops, &c); err != nil {
+		for name, drops := range sn.drops { // found damaged
+			if err := deleteOutbox(tx.Bucket(outboxBucket(name)), streamIndex(name), drops, &c); err != nil {
 				return err
 			}
 		}
 		for name, acks := range sn.acks {
-			i := streamIndex(name)
-			ob := tx.Bucket(outboxBucket(name))
-			for _, seq := range acks {
-				k := u64key(seq)
-				v := ob.Get(k)
-				if v == nil {
-					continue
-				}
-				c.bytes -= int64(keyLen + len(v))
-				c.outbox[i]--
-				if len(v) >= outboxHdr {
-					c.outrec[i] -= outboxItems(v)
-				}
-				if err := ob.Delete(k); err != nil {
-					return err
-				}
+			if err := deleteOutbox(tx.Bucket(outboxBucket(name)), streamIndex(name), acks, &c); err != nil {
+				return err
 			}
 		}
 		if err := s.evictLocked(tx, sn, &c, mono); err != nil {
@@ -249,9 +235,10 @@ func trimAge(tx *bolt.Tx, name Stream) error {
 	return nil
 }
 
-// dropOutbox deletes the outbox records seqs of stream i (found damaged)
-// and takes them off the counters.
-func dropOutbox(ob *bolt.Bucket, i int, seqs []uint64, c *counters) error {
+// deleteOutbox deletes the outbox records seqs of stream i (acked, or
+// found damaged) and takes them off the counters; a seq not there is
+// skipped.
+func deleteOutbox(ob *bolt.Bucket, i int, seqs []uint64, c *counters) error {
 	for _, seq := range seqs {
 		k := u64key(seq)
 		v := ob.Get(k)

@@ -94,10 +94,11 @@ func decodeOutbox(stream Stream, seq uint64, v []byte) (Message, error) {
 		m.Payload = bytes.Clone(v[outboxHdr:])
 		return m, nil
 	}
-	if !zipHeaderOK(v) {
+	first, ok := zipFirst(v)
+	if !ok {
 		return Message{}, fmt.Errorf("outbox record %s/%d: compressed, header damaged (%d bytes)", stream, seq, len(v))
 	}
-	m.First = binary.BigEndian.Uint64(v[outboxHdr:])
+	m.First = first
 	if m.Items > 0 {
 		m.Last = m.First + uint64(m.Items) - 1
 	}
@@ -109,10 +110,15 @@ func decodeOutbox(stream Stream, seq uint64, v []byte) (Message, error) {
 	return m, nil
 }
 
-// zipHeaderOK reports whether the compressed record v has its whole
-// header and its CRC-32 matches.
-func zipHeaderOK(v []byte) bool {
-	return len(v) >= zipHdr && binary.BigEndian.Uint32(v[outboxHdr+8:]) == crc32.ChecksumIEEE(v[:outboxHdr+8])
+// zipFirst returns the first record number of the outbox record v; ok is
+// false unless v is compressed, holds its whole header and the header's
+// CRC-32 matches (a plain record does not keep its first number).
+func zipFirst(v []byte) (first uint64, ok bool) {
+	if len(v) < zipHdr || binary.BigEndian.Uint32(v[8:])&zipFlag == 0 ||
+		binary.BigEndian.Uint32(v[outboxHdr+8:]) != crc32.ChecksumIEEE(v[:outboxHdr+8]) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v[outboxHdr:]), true
 }
 
 // inflate decompresses a zlib stream of at most zipMaxOut bytes, checked
@@ -160,9 +166,7 @@ func badOutbox(seq uint64, v []byte, err error) unreadableMsg {
 	b := unreadableMsg{seq: seq, reason: err}
 	if len(v) >= outboxHdr {
 		b.ts, b.n = int64(binary.BigEndian.Uint64(v)), outboxItems(v)
-		if binary.BigEndian.Uint32(v[8:])&zipFlag != 0 && zipHeaderOK(v) {
-			b.first = binary.BigEndian.Uint64(v[outboxHdr:])
-		}
+		b.first, _ = zipFirst(v)
 	}
 	return b
 }

@@ -122,14 +122,7 @@ func TestOutbox_ALargePayloadIsStoredCompressedAndReadBackByteForByte(t *testing
 func TestOutbox_ADamagedCompressedPayloadIsRemovedAndReportedAsLost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	want := formBoth(t, path)
-	var big, small uint64
-	for seq, p := range want {
-		if len(p) >= zipMin {
-			big = seq
-		} else {
-			small = seq
-		}
-	}
+	big, small := bigSmall(want)
 	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
 	s := open(t, path, Options{NoSync: true})
 	msgs, err := s.Outbox(Telemetry, 0, 0)
@@ -159,14 +152,7 @@ func TestOutbox_ADamagedCompressedPayloadIsRemovedAndReportedAsLost(t *testing.T
 func TestSalvage_AnUnreadableCompressedMessageIsLostNotSalvaged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	want := formBoth(t, path)
-	var big, small uint64
-	for seq, p := range want {
-		if len(p) >= zipMin {
-			big = seq
-		} else {
-			small = seq
-		}
-	}
+	big, small := bigSmall(want)
 	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
 	editOutbox(t, path, Telemetry, small, func(v []byte) []byte { return v[:5] }) // the open check finds this: a reset
 	s := open(t, path, Options{NoSync: true})
@@ -195,12 +181,7 @@ func TestOutbox_ADecodedPayloadKeepsNoSpareCapacity(t *testing.T) {
 func TestOutbox_APlainPayloadOfAnOlderFileIsReadAsItIs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	want := formBoth(t, path)
-	var big uint64
-	for seq, p := range want {
-		if len(p) >= zipMin {
-			big = seq
-		}
-	}
+	big, _ := bigSmall(want)
 	editOutbox(t, path, Telemetry, big, func(v []byte) []byte {
 		plain := make([]byte, outboxHdr, outboxHdr+len(want[big]))
 		copy(plain, v[:8])
@@ -214,17 +195,23 @@ func TestOutbox_APlainPayloadOfAnOlderFileIsReadAsItIs(t *testing.T) {
 	}
 }
 
-// damagedBig forms formBoth's two messages and damages the large one's
-// compressed bytes; it returns the seqs of the large and the small one.
-func damagedBig(t *testing.T, path string) (big, small uint64) {
-	t.Helper()
-	for seq, p := range formBoth(t, path) {
+// bigSmall tells formBoth's large (compressed) message from its small one.
+func bigSmall(want map[uint64][]byte) (big, small uint64) {
+	for seq, p := range want {
 		if len(p) >= zipMin {
 			big = seq
 		} else {
 			small = seq
 		}
 	}
+	return big, small
+}
+
+// damagedBig forms formBoth's two messages and damages the large one's
+// compressed bytes; it returns the seqs of the large and the small one.
+func damagedBig(t *testing.T, path string) (big, small uint64) {
+	t.Helper()
+	big, small = bigSmall(formBoth(t, path))
 	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[len(v)/2] ^= 0x40; return v })
 	return big, small
 }
@@ -279,14 +266,7 @@ func TestOutbox_ADamagedMessageWithoutACountIsReportedAsValidDataLoss(t *testing
 func TestSalvage_ADamagedFirstRecIsNotTrusted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	want := formBoth(t, path)
-	var big, small uint64
-	for seq, p := range want {
-		if len(p) >= zipMin {
-			big = seq
-		} else {
-			small = seq
-		}
-	}
+	big, small := bigSmall(want)
 	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[outboxHdr] ^= 0x40; return v })
 	editOutbox(t, path, Telemetry, small, func(v []byte) []byte { return v[:5] }) // forces a reset
 	s := open(t, path, Options{NoSync: true})

@@ -105,10 +105,10 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					if len(r.k) != keyLen || len(r.v) < outboxHdr {
 						continue
 					}
-					seq := binary.BigEndian.Uint64(r.k)
+					seq, n := binary.BigEndian.Uint64(r.k), outboxItems(r.v)
 					h.Seq = max(h.Seq, seq) // its seq may have been sent: never used again
-					if b := badOutbox(seq, r.v, nil); b.first > 0 && b.n > 0 {
-						h.Rec = max(h.Rec, b.first+uint64(b.n)-1) // and its records' numbers
+					if first, ok := zipFirst(r.v); ok && first > 0 && n > 0 {
+						h.Rec = max(h.Rec, first+uint64(n)-1) // and its records' numbers
 					}
 					if _, err := decodeOutbox(name, seq, r.v); err != nil {
 						continue // a compressed payload that fails its check: lost, not salvaged
@@ -116,7 +116,6 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					if err := ob.Put(r.k, r.v); err != nil {
 						return err
 					}
-					n := outboxItems(r.v)
 					c.outbox[i]++
 					c.outrec[i] += n
 					c.bytes += int64(len(r.k) + len(r.v))

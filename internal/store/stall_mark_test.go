@@ -48,6 +48,25 @@ func afterCrash(t *testing.T, path string) (seq, rec uint64) {
 	return m.Seq, m.First
 }
 
+// openInMemoryMode opens the store at path, forms one message (the mark
+// is saved), then makes every commit fail (retried only after an hour):
+// the store runs in memory.
+func openInMemoryMode(t *testing.T, path string) *Store {
+	t.Helper()
+	var fail atomic.Bool
+	s := open(t, path, Options{NoSync: true, RetryMin: time.Hour, RetryMax: time.Hour, Fault: func(op string) error {
+		if op == "commit" && fail.Load() {
+			return errors.New("injected EIO")
+		}
+		return nil
+	}})
+	formOneMsg(t, s, 0)
+	fail.Store(true)
+	queueN(t, s, Telemetry, 1, 1)
+	waitUntil(t, "memory mode", func() bool { return !s.fileOpen() })
+	return s
+}
+
 // While a commit stalls the writer cannot save the high-water mark, yet
 // Form goes on publishing from memory: past the mark's reserve the
 // marker saves it, so after a crash the next start never hands out a seq
@@ -86,17 +105,7 @@ func TestStall_NumbersPublishedFromMemoryAreCoveredByTheMarkBeforeACrash(t *test
 // retries of the file.
 func TestMemoryMode_NumbersPublishedPastTheReserveAreCoveredBeforeACrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
-	var fail atomic.Bool
-	s := open(t, path, Options{NoSync: true, RetryMin: time.Hour, RetryMax: time.Hour, Fault: func(op string) error {
-		if op == "commit" && fail.Load() {
-			return errors.New("injected EIO")
-		}
-		return nil
-	}})
-	formOneMsg(t, s, 0)
-	fail.Store(true)
-	queueN(t, s, Telemetry, 1, 1)
-	waitUntil(t, "memory mode", func() bool { return !s.fileOpen() })
+	s := openInMemoryMode(t, path)
 	var seq uint64
 	for i := 0; i < hwmSeqReserve+10; i++ {
 		queueN(t, s, Telemetry, 2+i, 1)
@@ -289,17 +298,7 @@ func TestReset_TheNewEpochsMarkNeverLowersANumber(t *testing.T) {
 // for a save the marker can never make (it spun for 1 s per message).
 func TestMemoryMode_AMarkOfALaterEpochCoversWithoutWaiting(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "buffer.db")
-	var fail atomic.Bool
-	s := open(t, path, Options{NoSync: true, RetryMin: time.Hour, RetryMax: time.Hour, Fault: func(op string) error {
-		if op == "commit" && fail.Load() {
-			return errors.New("injected EIO")
-		}
-		return nil
-	}})
-	formOneMsg(t, s, 0)
-	fail.Store(true)
-	queueN(t, s, Telemetry, 1, 1)
-	waitUntil(t, "memory mode", func() bool { return !s.fileOpen() })
+	s := openInMemoryMode(t, path)
 	s.hwm.mu.Lock()
 	st := s.hwm.saved
 	st.Epoch++ // as replaceDamaged's save leaves it when attach then fails
