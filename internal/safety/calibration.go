@@ -31,6 +31,7 @@ func (c *Core) installCalibration(spec Spec, now time.Time) {
 		}
 	}
 	c.st.due = next
+	c.st.calNext = dueBound{} // unknown until the next tick
 }
 
 // checkCalibration warns CalibrationWarnBefore a due date and raises the
@@ -47,4 +48,5 @@ func (c *Core) checkCalibration(now time.Time) {
 				Reason: "calibration was due " + d.due.Format(time.RFC3339)})
 		}
 	}
+	c.calibrationNext()
 }

@@ -87,6 +87,8 @@ type state struct {
 	settled  bool // restart reconciliation finished
 	batch    []reading.Reading
 	due      map[string]*calibrationDue // calibration due dates (calibration.go)
+	calNext  dueBound                   // the next of them to act on (due.go)
+	fast     bool                       // tick every TickEvery, not IdleTickEvery (due.go)
 	// Open abnormal episodes (episode.go), by alarm key and by sensor.
 	episodes   map[string]*episode
 	episodesOf map[string][]*episode
@@ -197,15 +199,24 @@ func (c *Core) Run(ctx context.Context) error {
 		return errors.New("safety: Run called twice")
 	}
 	defer close(c.done)
-	t := c.clock.NewTicker(TickEvery)
-	defer t.Stop()
+	fast := c.clock.NewTicker(TickEvery)
+	defer fast.Stop()
+	idle := c.clock.NewTicker(IdleTickEvery)
+	defer idle.Stop()
 	for {
 		c.step()
+		// A ticker nobody waits on does not wake the process (Go ≥ 1.23
+		// timers), so an idle agent wakes twice a second, not ten times.
+		var fastC <-chan time.Time
+		if c.st.fast {
+			fastC = fast.C()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-c.wake:
-		case <-t.C():
+		case <-fastC:
+		case <-idle.C():
 		case r := <-c.reqs:
 			c.serve(r)
 		}
@@ -224,6 +235,7 @@ func (c *Core) step() {
 	}
 	c.command(now)
 	c.publishAlarms()
+	c.st.fast = c.fastTicks(now)
 	if more {
 		c.wakeUp()
 	}

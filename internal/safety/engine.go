@@ -66,7 +66,8 @@ type Engine struct {
 	bySensor map[string]int
 	outputs  []outputState
 	byOutput map[string]int
-	fx       Effects // reused result buffers
+	fx       Effects  // reused result buffers
+	due      dueBound // when Tick can next change anything (due.go)
 }
 
 // NewEngine builds an engine for the given sensors. It returns every
@@ -202,6 +203,7 @@ func (e *Engine) Apply(r reading.Reading, now time.Time) (reading.Status, Effect
 		e.valid(s, r.Value, now)
 	}
 	e.settle(s, now)
+	e.due.lower(s.due(now))
 	return s.status, e.fx
 }
 
@@ -212,6 +214,7 @@ func (e *Engine) Apply(r reading.Reading, now time.Time) (reading.Status, Effect
 // from the loop that calls Apply. Effects are as for Apply.
 func (e *Engine) Tick(now time.Time) Effects {
 	e.reset()
+	var next time.Time
 	for si := range e.sensors {
 		s := &e.sensors[si]
 		if s.staleAfter > 0 && !s.faulty && !s.lastSeen.IsZero() && now.Sub(s.lastSeen) > s.staleAfter {
@@ -226,7 +229,9 @@ func (e *Engine) Tick(now time.Time) Effects {
 			}
 		}
 		e.settle(s, now)
+		next = earliest(next, s.due(now))
 	}
+	e.due = dueBound{at: next, known: true}
 	return e.fx
 }
 
@@ -241,6 +246,7 @@ func (e *Engine) SetCalibrating(sensor string, until time.Time) bool {
 		return false
 	}
 	e.sensors[si].calUntil = until
+	e.due.known = false // the status changes at the next Tick, which recomputes the bound
 	return true
 }
 

@@ -61,6 +61,7 @@ func (e *Engine) Inherit(prev *Engine, now time.Time) Effects {
 	for si := range e.sensors {
 		e.settle(&e.sensors[si], now)
 	}
+	e.due = dueBound{} // unknown until the first Tick: the state came from prev
 	return e.fx
 }
 

@@ -19,7 +19,8 @@ const (
 
 	// TickEvery is how often the Core advances its timers (on-delays,
 	// fault unlock, stale sensors, feed timeouts, calibration end,
-	// heartbeats) without a reading.
+	// heartbeats) without a reading, while any of them is running or can
+	// come due soon; IdleTickEvery (due.go) otherwise.
 	TickEvery = 100 * time.Millisecond
 
 	// DefaultRestartSettle is how long after start the Core waits for the
