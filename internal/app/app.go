@@ -97,9 +97,10 @@ type App struct {
 	life     context.Context // the plant's context (Run)
 	parts    sync.WaitGroup  // every goroutine spawnPart started
 
-	failed   chan error // the first fatal error: a source's, or a recovered panic
-	reloadMu sync.Mutex // one Reload at a time
-	stopping bool       // shutdown has begun: Reload refuses (guarded by reloadMu)
+	failed    chan error    // the first fatal error: a source's, or a recovered panic
+	superWake chan struct{} // a reload changed the buses: the supervisor looks now (supervise.go)
+	reloadMu  sync.Mutex    // one Reload at a time
+	stopping  bool          // shutdown has begun: Reload refuses (guarded by reloadMu)
 
 	loss       lossTally     // records the buffer refused, reported as data_loss
 	appendErrs atomic.Uint64 // records the buffer refused since start
@@ -128,7 +129,7 @@ func New(cfg *config.Config, opts Options) (*App, error) {
 	if opts.CutTimeout <= 0 {
 		opts.CutTimeout = DefaultCutTimeout
 	}
-	a := &App{opts: opts, log: opts.Logger, failed: make(chan error, 1)}
+	a := &App{opts: opts, log: opts.Logger, failed: make(chan error, 1), superWake: make(chan struct{}, 1)}
 	a.errLog.every = 10 * time.Second
 	lock, warn, err := lockInstance(cfg.Agent.DataDir)
 	if err != nil {

@@ -119,6 +119,10 @@ func (a *App) Reload(ctx context.Context) (changed bool, warnings []string, err 
 	a.pl = np
 	a.plantNow.Store(np)
 	a.mu.Unlock()
+	select {
+	case a.superWake <- struct{}{}:
+	default:
+	}
 	after := configHash(a.opts.ConfigPath, next)
 	a.mu.Lock()
 	before := a.cfgHash

@@ -5,19 +5,28 @@ import (
 	"time"
 
 	"github.com/hazmon/hazmon/internal/config"
+	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
 	"github.com/hazmon/hazmon/internal/sdnotify"
 )
 
-// SuperviseEvery is how often the bus supervisor looks at every source.
+// SuperviseEvery is the bus supervisor's shortest sleep, and its period
+// while a bus is stalled: a stall is seen at most this late.
 const SuperviseEvery = 100 * time.Millisecond
 
+// SuperviseIdle is the bus supervisor's longest sleep, when no transaction
+// can stall sooner (a reload wakes it at once).
+const SuperviseIdle = time.Second
+
 // stallable is what the supervisor needs of a bus poller: whether a
-// transaction has been in flight for longer than 3 × the bus timeout, and
-// a way to close its link from outside so the transaction returns and the
-// poller reopens the bus.
+// transaction has been in flight for longer than 3 × the bus timeout, when
+// the one in flight started and that timeout (to sleep until a stall can
+// first be seen), and a way to close its link from outside so the
+// transaction returns and the poller reopens the bus.
 type stallable interface {
 	Stalled(now time.Time) bool
+	Liveness() modbus.Liveness
+	Timeout() time.Duration
 	Interrupt()
 }
 
@@ -27,27 +36,56 @@ type lastReader interface {
 	LastRead() time.Time
 }
 
+// superviseSleep is how long the supervisor may sleep after looking at
+// buses at now: until the first instant a transaction in flight counts as
+// stalled or, with none in flight, StallFactor × the bus timeout (one that
+// starts now stalls no sooner); SuperviseEvery while one is stalled. It is
+// kept within [SuperviseEvery, SuperviseIdle], so a stall is never seen
+// later than when the supervisor looked every SuperviseEvery, and usually
+// at once.
+func superviseSleep(now time.Time, buses []stallable) time.Duration {
+	d := SuperviseIdle
+	for _, b := range buses {
+		limit := modbus.StallFactor * b.Timeout()
+		if b.Stalled(now) {
+			return SuperviseEvery
+		}
+		if start := b.Liveness().InFlight; !start.IsZero() {
+			limit = start.Add(limit).Sub(now) + time.Nanosecond // Stalled is strictly after
+		}
+		d = min(d, limit)
+	}
+	return max(d, SuperviseEvery)
+}
+
 // supervise watches every bus until ctx ends. A bus stalled inside a
 // transaction has its sensors reported as faults ("bus stalled", code
 // stalled) at each
 // of their intervals — so the rules cut what those sensors control, through
 // the outputs' own lanes — and its link is interrupted so the poller
-// reopens it.
+// reopens it. It sleeps between looks as superviseSleep says; a reload
+// (a.superWake) wakes it to look at the new buses.
 func (a *App) supervise(ctx context.Context) {
-	t := time.NewTicker(SuperviseEvery)
+	t := time.NewTimer(SuperviseEvery)
 	defer t.Stop()
 	faulted := map[string]time.Time{} // sensor → last fault reported
 	stalled := map[string]bool{}      // bus → stall reported
+	var buses []stallable
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.superWake:
 		}
 		now := time.Now()
 		p := a.current()
+		buses = buses[:0]
 		for name, bp := range p.pollers {
 			s, ok := any(bp.poller).(stallable)
+			if ok {
+				buses = append(buses, s)
+			}
 			if !ok || !s.Stalled(now) {
 				if stalled[name] {
 					a.log.Info("bus no longer stalled", "bus", name)
@@ -72,6 +110,7 @@ func (a *App) supervise(ctx context.Context) {
 				a.super.Offer(stallFault(name, sc, now))
 			}
 		}
+		t.Reset(superviseSleep(time.Now(), buses))
 	}
 }
 

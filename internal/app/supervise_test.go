@@ -6,6 +6,7 @@ import (
 
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/contract"
+	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
 )
 
@@ -22,5 +23,49 @@ func TestSupervise_StallFaultCarriesCodeStalled(t *testing.T) {
 	}
 	if err := contract.Validate("reading", b); err != nil {
 		t.Fatalf("%v\n%s", err, b)
+	}
+}
+
+// fakeBus is a stallable with a transaction in flight since start (zero:
+// none) and a bus timeout.
+type fakeBus struct {
+	start   time.Time
+	timeout time.Duration
+}
+
+func (b fakeBus) Stalled(now time.Time) bool {
+	return !b.start.IsZero() && now.Sub(b.start) > modbus.StallFactor*b.timeout
+}
+func (b fakeBus) Liveness() modbus.Liveness { return modbus.Liveness{InFlight: b.start} }
+func (b fakeBus) Timeout() time.Duration    { return b.timeout }
+func (b fakeBus) Interrupt()                {}
+
+// The supervisor sleeps until a stall can first be seen: exactly to the
+// instant a transaction in flight becomes stalled, StallFactor × the
+// timeout with none in flight, SuperviseEvery while one is stalled; never
+// shorter than SuperviseEvery nor longer than SuperviseIdle.
+func TestSupervise_SleepsUntilAStallCanFirstBeSeen(t *testing.T) {
+	now := time.UnixMilli(1_764_403_200_000)
+	cases := []struct {
+		name  string
+		buses []stallable
+		want  time.Duration
+	}{
+		{"no bus", nil, SuperviseIdle},
+		{"idle 1 s bus", []stallable{fakeBus{timeout: time.Second}}, SuperviseIdle},
+		{"idle 200 ms bus", []stallable{fakeBus{timeout: 200 * time.Millisecond}}, 600 * time.Millisecond},
+		{"idle 10 ms bus", []stallable{fakeBus{timeout: 10 * time.Millisecond}}, SuperviseEvery},
+		{"in flight 2.5 s of 1 s bus", []stallable{fakeBus{timeout: time.Second, start: now.Add(-2500 * time.Millisecond)}}, 500*time.Millisecond + time.Nanosecond},
+		{"in flight 2.95 s of 1 s bus", []stallable{fakeBus{timeout: time.Second, start: now.Add(-2950 * time.Millisecond)}}, SuperviseEvery},
+		{"the nearest bus counts", []stallable{fakeBus{timeout: time.Second}, fakeBus{timeout: 250 * time.Millisecond, start: now.Add(-300 * time.Millisecond)}}, 450*time.Millisecond + time.Nanosecond},
+		{"stalled", []stallable{fakeBus{timeout: time.Second}, fakeBus{timeout: 100 * time.Millisecond, start: now.Add(-time.Second)}}, SuperviseEvery},
+	}
+	for _, c := range cases {
+		if got := superviseSleep(now, c.buses); got != c.want {
+			t.Errorf("%s: sleep %v, want %v", c.name, got, c.want)
+		}
+		if got := superviseSleep(now, c.buses); got < SuperviseEvery || got > SuperviseIdle {
+			t.Errorf("%s: sleep %v outside [%v, %v]", c.name, got, SuperviseEvery, SuperviseIdle)
+		}
 	}
 }
