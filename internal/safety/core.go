@@ -89,6 +89,8 @@ type state struct {
 	due      map[string]*calibrationDue // calibration due dates (calibration.go)
 	calNext  dueBound                   // the next of them to act on (due.go)
 	fast     bool                       // tick every TickEvery, not IdleTickEvery (due.go)
+	tickBase time.Time                  // the tickers' origin: ticks fall on its grid (due.go)
+	nextTick time.Time                  // the next step at or after it ticks
 	// Open abnormal episodes (episode.go), by alarm key and by sensor.
 	episodes   map[string]*episode
 	episodesOf map[string][]*episode
@@ -125,7 +127,8 @@ func New(spec Spec, lanes map[string]Lane, opts Options) (*Core, error) {
 		obs:  map[string]Observation{},
 	}
 	now := c.clock.Now()
-	c.st = state{engine: engine, alarms: newAlarmBook(opts.PreviousAlarms), calUntil: map[string]time.Time{}, start: now, lastTick: now}
+	c.st = state{engine: engine, alarms: newAlarmBook(opts.PreviousAlarms), calUntil: map[string]time.Time{}, start: now, lastTick: now,
+		tickBase: now, nextTick: now.Add(TickEvery)}
 	if err := checkOutputs(spec, lanes); err != nil {
 		return nil, err
 	}
@@ -199,6 +202,8 @@ func (c *Core) Run(ctx context.Context) error {
 		return errors.New("safety: Run called twice")
 	}
 	defer close(c.done)
+	c.st.tickBase = c.clock.Now() // no later than the tickers' start
+	c.st.nextTick = c.st.tickBase
 	fast := c.clock.NewTicker(TickEvery)
 	defer fast.Stop()
 	idle := c.clock.NewTicker(IdleTickEvery)
@@ -224,18 +229,22 @@ func (c *Core) Run(ctx context.Context) error {
 }
 
 // step does everything that is due: lanes' observations, queued readings,
-// timers, output commands.
+// timers, output commands. Timers advance at the first step at or after
+// each tick of the schedule (nextTick), whatever woke the loop, so a
+// reading or a request between two ticks neither adds a tick nor moves
+// the next one; the tickers only make sure the loop is awake for it.
 func (c *Core) step() {
 	now := c.clock.Now()
 	c.loop.Store(now.UnixNano())
 	c.applyObservations(now)
 	more := c.evaluateSources(now)
-	if now.Sub(c.st.lastTick) >= TickEvery || now.Before(c.st.lastTick) {
+	if !now.Before(c.st.nextTick) || now.Before(c.st.lastTick) {
 		c.tick(now)
 	}
 	c.command(now)
 	c.publishAlarms()
 	c.st.fast = c.fastTicks(now)
+	c.st.nextTick = c.nextTick(now)
 	if more {
 		c.wakeUp()
 	}

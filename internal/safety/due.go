@@ -3,11 +3,11 @@ package safety
 import "time"
 
 // IdleTickEvery is how often the Core advances its timers when none of them
-// can come due sooner: no output is configured (heartbeats, feed timeouts,
-// confirmations and output tests are timed by the ticks), no calibration
-// period is running, and no on-delay, fault unlock, stale deadline, end of
-// calibration, calibration due date or end of the start-up settle
-// (Options.RestartSettle) falls within
+// can come due sooner: no calibration period is running, and no on-delay,
+// fault unlock, stale deadline, end of calibration, calibration due date,
+// end of the start-up settle (Options.RestartSettle) or of the start-up
+// hold (Options.HoldUntil), and no output's heartbeat, unconfirmed cut
+// (MaxCutoffDelay), feed timeout or end of test falls within
 // IdleTickEvery + TickEvery. Otherwise the Core ticks every TickEvery, so
 // each timer is still acted on at most TickEvery after it runs out. Fewer
 // wake-ups are what an idle agent costs; 500 ms keeps the core's loop age
@@ -81,13 +81,45 @@ func (c *Core) calibrationNext() {
 	c.st.calNext = dueBound{at: t, known: true}
 }
 
+// due returns the earliest time at which tick can change o without an
+// observation or a reading (zero: never): its next heartbeat, the end of
+// the confirmation window of a cut its lane has not confirmed, the end of
+// its feed timeout (now while checkFeed has something to do at once: a
+// contradiction not yet timed, an abnormal feed that agrees again) and the
+// end of an output test. It follows tick's checks (outputs.go, feed.go).
+func (o *outState) due(now time.Time) time.Time {
+	var t time.Time
+	if o.spec.Heartbeat > 0 {
+		t = o.lastBeat.Add(o.spec.Heartbeat)
+	}
+	if o.cut && !o.unconfirmed && o.confirmedGen != o.gen {
+		t = earliest(t, o.changedAt.Add(MaxCutoffDelay))
+	}
+	if !o.testUntil.IsZero() {
+		t = earliest(t, o.testUntil)
+	}
+	if f := &o.feed; o.spec.Feed != "" && f.seen && f.valid {
+		switch agrees := f.present == !o.cut; {
+		case agrees && f.abnormal, !agrees && f.inconsistentSince.IsZero():
+			t = earliest(t, now)
+		case !agrees && !f.abnormal:
+			from := f.inconsistentSince
+			if o.changedAt.After(from) {
+				from = o.changedAt
+			}
+			t = earliest(t, from.Add(o.spec.FeedTimeout))
+		}
+	}
+	return t
+}
+
 // fastTicks reports whether the loop must tick every TickEvery rather than
-// every IdleTickEvery (see IdleTickEvery for when): an output or a
-// calibration period makes it tick fast throughout, a deadline only when
-// it is near, and an unknown bound (a new, inheriting or recalibrated
-// engine, new calibration due dates) until the next tick computes it.
+// every IdleTickEvery (see IdleTickEvery for when): a calibration period
+// makes it tick fast throughout, a deadline only when it is near, and an
+// unknown bound (a new, inheriting or recalibrated engine, new calibration
+// due dates) until the next tick computes it.
 func (c *Core) fastTicks(now time.Time) bool {
-	if len(c.st.outs) > 0 || len(c.st.calUntil) > 0 {
+	if len(c.st.calUntil) > 0 {
 		return true
 	}
 	at, known := c.st.engine.NextDue()
@@ -98,5 +130,28 @@ func (c *Core) fastTicks(now time.Time) bool {
 	if !c.st.settled {
 		at = earliest(at, c.st.start.Add(c.opts.RestartSettle))
 	}
+	if now.Before(c.opts.HoldUntil) {
+		at = earliest(at, c.opts.HoldUntil)
+	}
+	for _, o := range c.st.outs {
+		at = earliest(at, o.due(now))
+	}
 	return !at.IsZero() && at.Sub(now) < IdleTickEvery+TickEvery
+}
+
+// nextTick returns when the next tick falls after a step at now: the first
+// instant after now on the TickEvery grid from tickBase while fastTicks
+// holds, on the IdleTickEvery grid otherwise (IdleTickEvery is a multiple
+// of TickEvery, so both tickers fire then). A clock stepped back behind
+// the grid's origin moves the origin to now.
+func (c *Core) nextTick(now time.Time) time.Time {
+	if now.Before(c.st.tickBase) {
+		c.st.tickBase = now
+	}
+	period := IdleTickEvery
+	if c.st.fast {
+		period = TickEvery
+	}
+	k := now.Sub(c.st.tickBase)/period + 1
+	return c.st.tickBase.Add(k * period)
 }

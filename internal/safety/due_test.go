@@ -94,9 +94,9 @@ func TestNextDue_TickingOnlyWhenDueChangesNothing(t *testing.T) {
 }
 
 // TestFastTicks_WhenSomethingTimedIsNear: the core ticks every TickEvery
-// while an output is configured or a calibration runs, a timer is unknown
-// or within IdleTickEvery + TickEvery (the end of the start-up settle is
-// one); otherwise it ticks every IdleTickEvery.
+// while a calibration runs, a timer is unknown or within IdleTickEvery +
+// TickEvery (the end of the start-up settle, an output's unconfirmed cut
+// and its heartbeat are some); otherwise it ticks every IdleTickEvery.
 func TestFastTicks_WhenSomethingTimedIsNear(t *testing.T) {
 	sensorOnly := func() Spec {
 		s := faceSpec()
@@ -188,10 +188,27 @@ func TestFastTicks_WhenSomethingTimedIsNear(t *testing.T) {
 		t.Error("calibration due warning in 0.2 s: not fast")
 	}
 
-	c, clk = newCore(faceSpec())
+	c, clk = newCore(faceSpec()) // K1 is cut at start; its lane never confirms
 	settle(c, clk)
+	if c.step(); c.st.fast {
+		t.Error("an output's cut unconfirmed, 1 s of its 2 s left: fast")
+	}
+	clk.advance(500 * time.Millisecond)
 	if c.step(); !c.st.fast {
-		t.Error("an output configured: not fast")
+		t.Error("an output's cut unconfirmed, 0.5 s of its 2 s left: not fast")
+	}
+	o := c.st.byName["K1"]
+	c.Observe(Observation{Output: "K1", Gen: o.gen, Known: true, Confirmed: true})
+	if c.step(); c.st.fast {
+		t.Error("an output confirmed cut, nothing else timed: fast")
+	}
+	o.spec.Heartbeat = time.Second
+	if c.step(); !c.st.fast {
+		t.Error("a heartbeat never sent: not fast")
+	}
+	clk.advance(TickEvery)
+	if c.step(); c.st.fast {
+		t.Error("a heartbeat just sent, the next 1 s away: fast")
 	}
 }
 
