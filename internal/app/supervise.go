@@ -7,6 +7,7 @@ import (
 	"github.com/hazmon/hazmon/internal/config"
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/safety"
 	"github.com/hazmon/hazmon/internal/sdnotify"
 )
 
@@ -120,10 +121,10 @@ func stallFault(bus string, sc config.Sensor, now time.Time) reading.Reading {
 		Err: "bus " + bus + " stalled: no transaction completed within 3 × its timeout", Code: reading.CodeStalled}
 }
 
-// live reports whether the safety core's loop ran within the last d and
-// no source is stalled: the systemd watchdog is fed only then.
+// live reports whether the safety core's loop ran recently (loopLive)
+// and no source is stalled: the systemd watchdog is fed only then.
 func (a *App) live(now time.Time, d time.Duration) bool {
-	if now.Sub(a.core.LastLoop()) > d {
+	if !loopLive(now.Sub(a.core.LastLoop()), d) {
 		return false
 	}
 	p := a.current()
@@ -138,6 +139,14 @@ func (a *App) live(now time.Time, d time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// loopLive reports whether a safety core loop that last ran age ago is
+// live for a watchdog that allows d: the loop runs every
+// safety.IdleTickEvery when idle, so d counts as at least IdleTickEvery +
+// TickEvery (with WatchdogSec=1s, d = 500 ms would miss idle loops).
+func loopLive(age, d time.Duration) bool {
+	return age <= max(d, safety.IdleTickEvery+safety.TickEvery)
 }
 
 // watchdog pings systemd's watchdog at half its interval while the safety

@@ -8,6 +8,7 @@ import (
 	"github.com/hazmon/hazmon/internal/contract"
 	"github.com/hazmon/hazmon/internal/modbus"
 	"github.com/hazmon/hazmon/internal/reading"
+	"github.com/hazmon/hazmon/internal/safety"
 )
 
 // The supervisor's fault for a stalled bus carries code stalled and the
@@ -66,6 +67,26 @@ func TestSupervise_SleepsUntilAStallCanFirstBeSeen(t *testing.T) {
 		}
 		if got := superviseSleep(now, c.buses); got < SuperviseEvery || got > SuperviseIdle {
 			t.Errorf("%s: sleep %v outside [%v, %v]", c.name, got, SuperviseEvery, SuperviseIdle)
+		}
+	}
+}
+
+// TestWatchdog_IdleCoreLoopIsLive: an idle core loop runs every
+// IdleTickEvery, so a short WatchdogSec (d = WatchdogSec/2 = 500 ms) must
+// not count a loop 550 ms old as hung; a longer d is taken as it is.
+func TestWatchdog_IdleCoreLoopIsLive(t *testing.T) {
+	for _, c := range []struct {
+		age, d time.Duration
+		live   bool
+	}{
+		{550 * time.Millisecond, 500 * time.Millisecond, true},
+		{safety.IdleTickEvery + safety.TickEvery, 100 * time.Millisecond, true},
+		{700 * time.Millisecond, 500 * time.Millisecond, false},
+		{14 * time.Second, 15 * time.Second, true},
+		{16 * time.Second, 15 * time.Second, false},
+	} {
+		if got := loopLive(c.age, c.d); got != c.live {
+			t.Errorf("loop %v old, watchdog allowing %v: live %v, want %v", c.age, c.d, got, c.live)
 		}
 	}
 }
