@@ -26,6 +26,8 @@ type Problem struct {
 	Line    int    // 1-based line, 0 if unknown
 	Path    string // key path, e.g. "sensors[2].slave"
 	Message string
+
+	duplicate bool // a key given twice: the parser read none of its mapping
 }
 
 // Error formats p as "file:line: key.path: message".
@@ -117,15 +119,21 @@ func Parse(name string, data []byte) (*Loaded, error) {
 		}
 	}
 	// Validate even after decode errors, so one run shows every problem;
-	// skip what a decode error already explains (its key path).
+	// skip what a decode error already explains (its key path), and all
+	// of a mapping with a key given twice: the parser reads none of it, so
+	// every key in it would be reported as missing.
 	bad := map[string]bool{}
+	var unread []string
 	for _, p := range probs {
 		bad[p.Path] = true
+		if p.duplicate {
+			unread = append(unread, parentPath(p.Path))
+		}
 	}
 	applyDefaults(&cfg)
 	errs, warns := cfg.validate()
 	for _, v := range errs {
-		if !bad[v.path] {
+		if !bad[v.path] && !within(v.path, unread) {
 			probs = append(probs, idx.locate(name, v))
 		}
 	}
@@ -138,6 +146,26 @@ func Parse(name string, data []byte) (*Loaded, error) {
 	}
 	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	return nil, &Error{Problems: probs}
+}
+
+// parentPath is the key path of the mapping that holds the key at path
+// ("sensors[0]" for "sensors[0].slave", "" for a top-level key).
+func parentPath(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// within reports whether path is one of prefixes or below one ("" is the
+// whole file).
+func within(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if p == "" || path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -235,7 +263,7 @@ func (ix *index) problem(name, msg string) Problem {
 		text = unknownKey(f[1], f[2])
 	} else if key, msg, ok := explainDuplicate(text); ok {
 		path = ix.keyAt(line, key, "", false)
-		text = msg
+		return Problem{File: name, Line: line, Path: path, Message: msg, duplicate: true}
 	} else {
 		q := quotedValue.FindStringSubmatch(text)
 		v := ""
