@@ -27,8 +27,9 @@ import (
 // read (bbolt keeps no checksum of its own): Outbox does not offer it,
 // and the next commit removes it, named by a data_loss event (reason
 // unreadable) with its records (noteUnreadable). A flip of the flag bit
-// itself is not caught. Files written before compression hold plain
-// payloads, read as they are.
+// itself is caught by the header's CRC-32 (zipFirst), and the record read
+// as compressed. Files written before compression hold plain payloads,
+// read as they are.
 const (
 	zipMin  = 512
 	zipFlag = 1 << 31
@@ -90,32 +91,45 @@ func decodeOutbox(stream Stream, seq uint64, v []byte) (Message, error) {
 		return Message{}, fmt.Errorf("outbox record %s/%d: %d bytes, shorter than its header", stream, seq, len(v))
 	}
 	m := Message{Stream: stream, Seq: seq, OldestTS: time.UnixMilli(int64(binary.BigEndian.Uint64(v))), Items: int(outboxItems(v))}
-	if binary.BigEndian.Uint32(v[8:])&zipFlag == 0 {
+	flagged := binary.BigEndian.Uint32(v[8:])&zipFlag != 0
+	first, ok := zipFirst(v)
+	switch {
+	case !flagged && !ok:
 		m.Payload = bytes.Clone(v[outboxHdr:])
 		return m, nil
-	}
-	first, ok := zipFirst(v)
-	if !ok {
+	case !ok:
 		return Message{}, fmt.Errorf("outbox record %s/%d: compressed, header damaged (%d bytes)", stream, seq, len(v))
 	}
-	m.First = first
+	p, err := inflate(v[zipHdr:])
+	switch {
+	case err != nil && !flagged: // plain after all: its bytes matched the CRC by chance (2^-32)
+		m.Payload = bytes.Clone(v[outboxHdr:])
+		return m, nil
+	case err != nil:
+		return Message{}, fmt.Errorf("outbox record %s/%d: compressed payload unreadable (damaged): %w", stream, seq, err)
+	}
+	m.First, m.Payload = first, p
 	if m.Items > 0 {
 		m.Last = m.First + uint64(m.Items) - 1
 	}
-	p, err := inflate(v[zipHdr:])
-	if err != nil {
-		return Message{}, fmt.Errorf("outbox record %s/%d: compressed payload unreadable (damaged): %w", stream, seq, err)
-	}
-	m.Payload = p
 	return m, nil
 }
 
 // zipFirst returns the first record number of the outbox record v; ok is
-// false unless v is compressed, holds its whole header and the header's
-// CRC-32 matches (a plain record does not keep its first number).
+// false unless v holds a compressed record's whole header and the
+// header's CRC-32 matches (a plain record does not keep its first number).
+// The CRC is taken with the flag set, as it was written, so a record whose
+// flag bit alone flipped is still known as compressed (decodeOutbox reads
+// it as one if it inflates: a plain one passes the CRC only by chance).
 func zipFirst(v []byte) (first uint64, ok bool) {
-	if len(v) < zipHdr || binary.BigEndian.Uint32(v[8:])&zipFlag == 0 ||
-		binary.BigEndian.Uint32(v[outboxHdr+8:]) != crc32.ChecksumIEEE(v[:outboxHdr+8]) {
+	if len(v) < zipHdr {
+		return 0, false
+	}
+	var count [4]byte
+	binary.BigEndian.PutUint32(count[:], binary.BigEndian.Uint32(v[8:])|zipFlag)
+	crc := crc32.Update(crc32.ChecksumIEEE(v[:8]), crc32.IEEETable, count[:])
+	crc = crc32.Update(crc, crc32.IEEETable, v[outboxHdr:outboxHdr+8])
+	if binary.BigEndian.Uint32(v[outboxHdr+8:]) != crc {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(v[outboxHdr:]), true

@@ -146,6 +146,33 @@ func TestOutbox_ADamagedCompressedPayloadIsRemovedAndReportedAsLost(t *testing.T
 	}
 }
 
+// A flip of the compressed flag itself (bbolt keeps no checksum) is caught
+// by the header's CRC-32: the message is still read as compressed and sent
+// intact, not published as its compressed bytes.
+func TestOutbox_AFlippedCompressedFlagIsStillReadAsCompressed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	want := formBoth(t, path)
+	big, _ := bigSmall(want)
+	editOutbox(t, path, Telemetry, big, func(v []byte) []byte { v[8] &^= zipFlag >> 24; return v })
+	s := open(t, path, Options{NoSync: true})
+	msgs, err := s.Outbox(Telemetry, 0, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("Outbox: %d messages, err %v; want both", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if !bytes.Equal(m.Payload, want[m.Seq]) {
+			t.Errorf("seq %d: payload %.40q..., want the message as formed", m.Seq, m.Payload)
+		}
+		if m.Seq == big && (m.First != 1 || m.Last != 200) {
+			t.Errorf("seq %d: records %d-%d, want 1-200", m.Seq, m.First, m.Last)
+		}
+	}
+	waitUntil(t, "idle", func() bool { return !s.hasWork() })
+	if loss := dataLoss(t, s); len(loss) != 0 {
+		t.Fatalf("data_loss %+v; want none", loss)
+	}
+}
+
 // A reset's salvage does not count a compressed message that fails its
 // check as salvaged (the buffer_reset event would promise it again): it is
 // lost.

@@ -107,10 +107,15 @@ func (s *Store) salvage(moved string, dst *bolt.DB, st *hwmState) salvageResult 
 					}
 					seq, n := binary.BigEndian.Uint64(r.k), outboxItems(r.v)
 					h.Seq = max(h.Seq, seq) // its seq may have been sent: never used again
-					if first, ok := zipFirst(r.v); ok && first > 0 && n > 0 {
+					m, err := decodeOutbox(name, seq, r.v)
+					first := m.First // a compressed record's, checked
+					if err != nil {
+						first, _ = zipFirst(r.v) // damaged past its header
+					}
+					if first > 0 && n > 0 {
 						h.Rec = max(h.Rec, first+uint64(n)-1) // and its records' numbers
 					}
-					if _, err := decodeOutbox(name, seq, r.v); err != nil {
+					if err != nil {
 						continue // a compressed payload that fails its check: lost, not salvaged
 					}
 					if err := ob.Put(r.k, r.v); err != nil {
