@@ -32,7 +32,8 @@ const maxDeadPerForm = 64
 // and the stream goes on. A message returned before it is written waits,
 // at most StallAfter more, until the saved high-water mark covers its
 // seq and the numbers of its records only in memory (marker.go). ok is
-// false if the stream has nothing pending.
+// false if the stream has nothing pending; after Close it fails with
+// ErrClosed.
 func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (msg Message, ok bool, err error) {
 	i := streamIndex(stream)
 	if i < 0 {
@@ -40,6 +41,12 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 	}
 	s.formMu[i].Lock()
 	defer s.formMu[i].Unlock()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed { // Close saved the numbers handed out: a message formed now would reuse them
+		return Message{}, false, ErrClosed
+	}
 	if s.isReadOnly() {
 		return Message{}, false, fmt.Errorf("buffer %s: form %s message: read-only", s.path, stream)
 	}

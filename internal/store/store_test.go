@@ -401,6 +401,9 @@ func TestStore_ClosedRejects(t *testing.T) {
 	if err := s.AppendAsync("bogus", t0, nil, nil); err == nil {
 		t.Fatal("unknown stream accepted")
 	}
+	if _, ok, err := s.Form(Telemetry, 10, 0, nil); ok || !errors.Is(err, ErrClosed) {
+		t.Fatalf("form after close: ok %v, err %v; want ErrClosed", ok, err)
+	}
 }
 
 func TestStore_ConcurrentAppendsAllCommitted(t *testing.T) {
