@@ -93,7 +93,7 @@ func (o *outState) due(now time.Time) time.Time {
 		t = o.lastBeat.Add(o.spec.Heartbeat)
 	}
 	if o.cut && !o.unconfirmed && o.confirmedGen != o.gen {
-		t = earliest(t, o.changedAt.Add(MaxCutoffDelay))
+		t = earliest(t, o.sentAt.Add(MaxCutoffDelay))
 	}
 	if !o.testUntil.IsZero() {
 		t = earliest(t, o.testUntil)
@@ -154,4 +154,14 @@ func (c *Core) nextTick(now time.Time) time.Time {
 	}
 	k := now.Sub(c.st.tickBase)/period + 1
 	return c.st.tickBase.Add(k * period)
+}
+
+// onGrid returns the last instant of the TickEvery grid from tickBase at
+// or before now (now itself before the grid's origin).
+func (c *Core) onGrid(now time.Time) time.Time {
+	d := now.Sub(c.st.tickBase)
+	if d < 0 {
+		return now
+	}
+	return c.st.tickBase.Add(d / TickEvery * TickEvery)
 }

@@ -242,3 +242,35 @@ func TestStep_TicksOnceForEveryTickDespiteLateWakeUps(t *testing.T) {
 		t.Fatalf("%d ticks, want 4", ticks)
 	}
 }
+
+// TestHeartbeat_LateWakeUpsDoNotStretchThePeriod: each toggle is dated by
+// the tick it falls on, so wake-ups late by a varying amount give a 1 s
+// heartbeat every 1 s, not 1.1 s every other time.
+func TestHeartbeat_LateWakeUpsDoNotStretchThePeriod(t *testing.T) {
+	lc := newLockstepCore(t, faceSpec(OutputSpec{Name: "K1", Heartbeat: time.Second}), Options{})
+	var beats []time.Duration
+	last := uint64(0)
+	for k := 1; k <= 40; k++ {
+		late := 500 * time.Microsecond
+		switch k % 20 {
+		case 1:
+			late = 900 * time.Microsecond
+		case 11:
+			late = 100 * time.Microsecond // 0.8 ms less late than the beat before
+		}
+		lc.clk.advance(time.Duration(k)*TickEvery + late - lc.clk.Now().Sub(t0))
+		lc.step()
+		if b := lc.lanes["K1"].last.Beat; b != last {
+			last = b
+			beats = append(beats, time.Duration(k)*TickEvery)
+		}
+	}
+	for i := 1; i < len(beats); i++ {
+		if d := beats[i] - beats[i-1]; d != time.Second {
+			t.Fatalf("toggles at %v: %v apart; want 1 s", beats, d)
+		}
+	}
+	if len(beats) < 3 {
+		t.Fatalf("toggles at %v; want one a second", beats)
+	}
+}

@@ -16,7 +16,8 @@ type outState struct {
 	resend    bool // the lane is new: send the command even if unchanged
 	beat      uint64
 	lastBeat  time.Time
-	changedAt time.Time
+	changedAt time.Time // when the commanded state last changed (feed timeout)
+	sentAt    time.Time // when the last command (gen) went to the lane (confirmation window)
 
 	// Holds: each keeps the output cut whatever the rules say.
 	testUntil time.Time   // an output test cuts it until then
@@ -67,7 +68,7 @@ func (c *Core) install(spec Spec, lanes map[string]Lane, carry map[string][]hold
 		}
 		o := c.st.byName[os.Name]
 		if o == nil {
-			o = &outState{cut: true, changedAt: now}
+			o = &outState{cut: true, changedAt: now, sentAt: now}
 		}
 		if o.lane != lane {
 			o.resend = true // a new lane hears the command at once
@@ -124,6 +125,7 @@ func (c *Core) command(now time.Time) {
 		}
 		o.cut = cut
 		o.gen++
+		o.sentAt = now // a new lane (reload) gets its own MaxCutoffDelay to confirm
 		o.lane.Command(Command{Output: o.spec.Name, Cut: cut, Gen: o.gen, Beat: o.beat})
 	}
 }
@@ -170,9 +172,10 @@ func (c *Core) latch(o *outState, reason string, now time.Time) {
 }
 
 // checkConfirmed raises LevelOutputUnconfirmed for a cut the lane has not
-// confirmed within MaxCutoffDelay.
+// confirmed within MaxCutoffDelay of its command (the latest one: a
+// reload that gives a cut output a new lane sends it again).
 func (c *Core) checkConfirmed(o *outState, now time.Time) {
-	if !o.cut || o.unconfirmed || o.confirmedGen == o.gen || now.Sub(o.changedAt) < MaxCutoffDelay {
+	if !o.cut || o.unconfirmed || o.confirmedGen == o.gen || now.Sub(o.sentAt) < MaxCutoffDelay {
 		return
 	}
 	o.unconfirmed = true
@@ -184,12 +187,14 @@ func (c *Core) checkConfirmed(o *outState, now time.Time) {
 		Outputs: []string{o.spec.Name}, Reason: reason})
 }
 
-// heartbeat asks o's lane to toggle its heartbeat every period.
+// heartbeat asks o's lane to toggle its heartbeat every period. The beat
+// is dated by the tick it falls on (onGrid), not by when the loop woke for
+// it, so a wake-up less late than the last one does not skip a tick.
 func (c *Core) heartbeat(o *outState, now time.Time) {
 	if o.spec.Heartbeat <= 0 || now.Sub(o.lastBeat) < o.spec.Heartbeat {
 		return
 	}
-	o.lastBeat = now
+	o.lastBeat = c.onGrid(now)
 	o.beat++
 	o.lane.Command(Command{Output: o.spec.Name, Cut: o.cut, Gen: o.gen, Beat: o.beat})
 }

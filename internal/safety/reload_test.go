@@ -175,3 +175,41 @@ func TestOutputsSnapshot_TheOutputsOfSnapshotWithoutSensors(t *testing.T) {
 		t.Fatalf("outputs differ:\n%+v\n%+v", outs.Outputs, whole.Outputs)
 	}
 }
+
+// TestReload_NewLaneOfACutOutputGetsItsOwnConfirmationWindow: K1 has been
+// cut and confirmed for 3 s when a reload gives it a new lane (the relay
+// moved to another coil); the new lane is sent the cut again and has
+// MaxCutoffDelay from then to confirm it, not from the cut 3 s earlier
+// (output_unconfirmed was raised at the first tick after the reload).
+func TestReload_NewLaneOfACutOutputGetsItsOwnConfirmationWindow(t *testing.T) {
+	r := newRig(t, faceSpec(), Options{})
+	r.offer("CH4", 1.6)
+	if !r.cut("K1") {
+		t.Fatal("not cut")
+	}
+	r.advance(3 * time.Second)
+	moved := &fakeLane{} // does not confirm by itself
+	r.lanes["K1"] = moved
+	if err := r.core.Reload(context.Background(), faceSpec(), map[string]Lane{"K1": moved}); err != nil {
+		t.Fatal(err)
+	}
+	if cmd, ok := moved.last(); !ok || !cmd.Cut {
+		t.Fatalf("the new lane got %+v (sent %v); want the cut", cmd, ok)
+	}
+	for range 19 {
+		r.advance(TickEvery)
+	}
+	for _, a := range r.alarms() {
+		if a.Level == LevelOutputUnconfirmed {
+			t.Fatalf("1.9 s after the reload: %+v", a)
+		}
+	}
+	r.advance(2 * TickEvery)
+	var raised bool
+	for _, a := range r.alarms() {
+		raised = raised || (a.Level == LevelOutputUnconfirmed && a.State == StateRaised)
+	}
+	if !raised {
+		t.Fatal("the new lane never confirmed the cut and no output_unconfirmed was raised 2.1 s after the reload")
+	}
+}
