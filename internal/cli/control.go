@@ -81,11 +81,23 @@ func (t *target) socketPath() (path, hint string, err error) {
 		return t.socket, "", nil
 	}
 	c, err := t.loadConfig()
-	if err != nil {
-		var bc *badConfig
-		if errors.As(err, &bc) {
+	var bc *badConfig
+	if errors.As(err, &bc) {
+		// The running agent keeps the config it loaded: a typo in the file
+		// on disk must not cut the technician off from it.
+		p, perr := config.PeekSocket(t.config)
+		if perr != nil {
 			bc.after = " (its control.socket is needed; or give --socket PATH)"
+			return "", "", err
 		}
+		from := "its control.socket"
+		if p == "" {
+			p, from = control.DefaultSocket, "the default socket (it sets no control.socket)"
+		}
+		fmt.Fprintf(t.cmd.ErrOrStderr(), "warning: %s is invalid (hazmon validate --config %s says why); using %s %s\n", t.config, t.config, from, p)
+		return p, "control.socket of " + t.config + ", which is invalid; or give --socket PATH", nil
+	}
+	if err != nil {
 		return "", "", err
 	}
 	if c != nil && c.Control.Socket != "" {

@@ -314,3 +314,40 @@ func DataDirOf(path string) string {
 	}
 	return doc.Agent.DataDir
 }
+
+// PeekSocket reads only control.socket from a config file that may not
+// load ("" if the file does not set it), so a technician's CLI still finds
+// the running agent while the file on disk has a typo. It fails only when
+// the file cannot be read or is not YAML at all.
+func PeekSocket(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize))
+	if err != nil {
+		return "", err
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if len(root.Content) == 0 {
+		return "", nil
+	}
+	return mapValue(mapValue(root.Content[0], "control"), "socket").Value, nil
+}
+
+// mapValue returns the first value of key in mapping n (an empty node if n
+// is not a mapping or has no such key).
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return &yaml.Node{}
+}
