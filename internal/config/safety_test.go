@@ -105,6 +105,8 @@ func TestSafety_Errors(t *testing.T) {
 			"level-2 alarm at 60 %LEL"},
 		{"unknown output", "outputs: [breaker-3, relay-1]", "outputs: [breaker-9]",
 			`sensors[1].rules[1].outputs[0]: "breaker-9" is not an output`},
+		{"cut_outputs on an alarm-only location", "location: coal_face, cut_outputs", "location: main_return, cut_outputs",
+			"sensors[0].cut_outputs: the main_return preset has no cut-off (alarm only, Art. 498), so these outputs would never be cut"},
 		{"unknown location", "location: coal_face", "location: kitchen",
 			`sensors[0].location: "kitchen" is not a location`},
 		{"equals on an analog sensor", "{level: alarm, above: 1.0, clear_below: 1.0}", "{level: alarm, equals: true}",
