@@ -97,7 +97,7 @@ var keyDocs = map[string]keyDoc{
 	"sensors[].rules[].for":         {"0", "On-delay: the condition must hold this long; none on a methane cut-off, at most " + MaxCutoffDelay.String() + " on other cut-offs (GB 50581-2010 §3.1.4)."},
 	"sensors[].rules[].outputs":     {"", "Outputs cut while the rule is raised."},
 	"sensors[].rules[].on_fault":    {"cut for cut-offs and methane, else hold", "What the rule does while its sensor is faulty: cut or hold (keep the last state)."},
-	"sensors[].cut_outputs":         {"", "With location and no hand-written rules: the outputs the preset's cut-off de-energises (an error for a location with no cut-off)."},
+	"sensors[].cut_outputs":         {"", "With location and no hand-written rules: the outputs the preset's cut-off de-energises (a warning for a location with no cut-off: nothing is cut)."},
 	"sensors[].override_regulation": {"false", "Accept rules looser than the regulation's limits (validate then warns instead of failing)."},
 	"sensors[].fault_unlock_after":  {safety.DefaultFaultUnlockAfter.String(), "Fault lockout: how long the sensor must read validly after a fault before its on_fault: cut outputs are released."},
 	"sensors[].resolution":          {"one raw count x scale", "Comparison step of the rules in engineering units; also the step mqtt.current_deadband counts in."},

@@ -320,7 +320,9 @@ func (c *Config) checkMethane(k *checker, p string, s Sensor, row safety.Methane
 	} else if row.HasCutoff && len(s.CutOutputs) == 0 {
 		k.warnf(p+".cut_outputs", "the %s preset's cut-off cuts nothing: list the outputs feeding %s", s.Location, row.CutoffArea)
 	} else if !row.HasCutoff && len(s.CutOutputs) > 0 {
-		k.errf(p+".cut_outputs", "the %s preset has no cut-off (alarm only, Art. 498), so these outputs would never be cut by this sensor: remove cut_outputs, or write the rules by hand with a cutoff rule", s.Location)
+		// A warning, not an error: an agent that refused to start on it
+		// after an upgrade would monitor nothing.
+		k.warnf(p+".cut_outputs", "the %s preset has no cut-off (alarm only, Art. 498), so these outputs would never be cut by this sensor: remove cut_outputs, or write the rules by hand with a cutoff rule", s.Location)
 	}
 }
 
