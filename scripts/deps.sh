@@ -2,7 +2,9 @@
 # Installs (or with --check, only checks) what hazmon's tests and demo need on Debian:
 # mosquitto (real broker for integration tests), socat (pty pairs for Modbus RTU),
 # python3-pymodbus (an independent Modbus slave), qemu-user-static (ARM tests),
-# prometheus (for promtool, which checks the metrics exposition).
+# prometheus (for promtool, which checks the metrics exposition), mosquitto-clients,
+# python3-serial-asyncio (pymodbus's RTU slave), file and systemd (systemd-analyze verify),
+# openssh-server (a real sshd for the SFTP uplink tests; its service is left as installed).
 set -euo pipefail
 need=()
 command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
