@@ -90,12 +90,13 @@ func (t *target) socketPath() (path, hint string, err error) {
 			bc.after = " (its control.socket is needed; or give --socket PATH)"
 			return "", "", err
 		}
-		from := "its control.socket"
+		from, hint := "its control.socket", "control.socket of "+t.config+", which is invalid; or give --socket PATH"
 		if p == "" {
-			p, from = control.DefaultSocket, "the default socket (it sets no control.socket)"
+			p, from = control.DefaultSocket, "the default socket (it has no control section)"
+			hint = "default socket: " + t.config + ", which is invalid, has no control section; or give --socket PATH"
 		}
 		fmt.Fprintf(t.cmd.ErrOrStderr(), "warning: %s is invalid (hazmon validate --config %s says why); using %s %s\n", t.config, t.config, from, p)
-		return p, "control.socket of " + t.config + ", which is invalid; or give --socket PATH", nil
+		return p, hint, nil
 	}
 	if err != nil {
 		return "", "", err

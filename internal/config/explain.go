@@ -45,7 +45,7 @@ func explainDuplicate(text string) (key, msg string, ok bool) {
 	if m == nil {
 		return "", "", false
 	}
-	return m[1], fmt.Sprintf("key %q is given twice here (first at line %s): only one value can count; remove or rename one of them", m[1], m[2]), true
+	return m[1], fmt.Sprintf("key %q is given twice here (first at line %s): only one value can count; remove or rename one of them (the rest of the file is checked once no key is given twice)", m[1], m[2]), true
 }
 
 // unknownKey is the message of an unknown key in a mapping of Go type

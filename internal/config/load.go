@@ -119,21 +119,21 @@ func Parse(name string, data []byte) (*Loaded, error) {
 		}
 	}
 	// Validate even after decode errors, so one run shows every problem;
-	// skip what a decode error already explains (its key path), and all
-	// of a mapping with a key given twice: the parser reads none of it, so
-	// every key in it would be reported as missing.
+	// skip what a decode error already explains (its key path). Not after
+	// a key given twice: the parser then reads none of its mapping and
+	// closes the gap in a list, so later entries would be checked under
+	// the wrong index and line; the duplicate's message says the rest is
+	// checked once it is fixed.
 	bad := map[string]bool{}
-	var unread []string
+	dup := false
 	for _, p := range probs {
 		bad[p.Path] = true
-		if p.duplicate {
-			unread = append(unread, parentPath(p.Path))
-		}
+		dup = dup || p.duplicate
 	}
 	applyDefaults(&cfg)
 	errs, warns := cfg.validate()
 	for _, v := range errs {
-		if !bad[v.path] && !within(v.path, unread) {
+		if !bad[v.path] && !dup {
 			probs = append(probs, idx.locate(name, v))
 		}
 	}
@@ -146,26 +146,6 @@ func Parse(name string, data []byte) (*Loaded, error) {
 	}
 	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	return nil, &Error{Problems: probs}
-}
-
-// parentPath is the key path of the mapping that holds the key at path
-// ("sensors[0]" for "sensors[0].slave", "" for a top-level key).
-func parentPath(path string) string {
-	if i := strings.LastIndexByte(path, '.'); i >= 0 {
-		return path[:i]
-	}
-	return ""
-}
-
-// within reports whether path is one of prefixes or below one ("" is the
-// whole file).
-func within(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if p == "" || path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
-			return true
-		}
-	}
-	return false
 }
 
 var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -316,9 +296,12 @@ func DataDirOf(path string) string {
 }
 
 // PeekSocket reads only control.socket from a config file that may not
-// load ("" if the file does not set it), so a technician's CLI still finds
-// the running agent while the file on disk has a typo. It fails only when
-// the file cannot be read or is not YAML at all.
+// load, so a technician's CLI still finds the running agent while the
+// file on disk has a typo. It returns "" only when the file has no
+// control section at all (the agent then uses the default socket); it
+// fails when the file cannot be read, is not YAML, or has a control
+// section without a readable socket (a typo there must not send commands
+// to another agent's default socket).
 func PeekSocket(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -336,11 +319,19 @@ func PeekSocket(path string) (string, error) {
 	if len(root.Content) == 0 {
 		return "", nil
 	}
-	return mapValue(mapValue(root.Content[0], "control"), "socket").Value, nil
+	ctl := mapValue(root.Content[0], "control")
+	if ctl == nil {
+		return "", nil
+	}
+	sock := mapValue(ctl, "socket")
+	if sock == nil || sock.Kind != yaml.ScalarNode || sock.Value == "" {
+		return "", fmt.Errorf("%s: control.socket cannot be read from it", path)
+	}
+	return sock.Value, nil
 }
 
-// mapValue returns the first value of key in mapping n (an empty node if n
-// is not a mapping or has no such key).
+// mapValue returns the first value of key in mapping n (nil if n is not a
+// mapping or has no such key).
 func mapValue(n *yaml.Node, key string) *yaml.Node {
 	if n != nil && n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -349,5 +340,5 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 			}
 		}
 	}
-	return &yaml.Node{}
+	return nil
 }

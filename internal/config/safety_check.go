@@ -322,7 +322,7 @@ func (c *Config) checkMethane(k *checker, p string, s Sensor, row safety.Methane
 	} else if !row.HasCutoff && len(s.CutOutputs) > 0 {
 		// A warning, not an error: an agent that refused to start on it
 		// after an upgrade would monitor nothing.
-		k.warnf(p+".cut_outputs", "the %s preset has no cut-off (alarm only, Art. 498), so these outputs would never be cut by this sensor: remove cut_outputs, or write the rules by hand with a cutoff rule", s.Location)
+		k.warnf(p+".cut_outputs", "the %s preset has no cut-off (alarm only, Art. 498), so this sensor never cuts these outputs (if no other rule names one, it stays cut from the start): remove cut_outputs, or write the rules by hand with a cutoff rule", s.Location)
 	}
 }
 

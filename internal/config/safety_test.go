@@ -165,7 +165,7 @@ func TestSafety_CutOutputsOnAnAlarmOnlyLocationWarns(t *testing.T) {
 	}
 	var found bool
 	for _, w := range l.Warnings {
-		found = found || strings.Contains(w.Error(), "sensors[0].cut_outputs: the main_return preset has no cut-off (alarm only, Art. 498), so these outputs would never be cut")
+		found = found || strings.Contains(w.Error(), "sensors[0].cut_outputs: the main_return preset has no cut-off (alarm only, Art. 498), so this sensor never cuts these outputs")
 	}
 	if !found {
 		t.Fatalf("warnings = %v", l.Warnings)

@@ -17,7 +17,7 @@ var (
 	famBuildInfo     = fam("hazmon_build_info", "gauge", "Always 1; the labels say which build runs.", "version", "commit", "go_version")
 	famAgentState    = fam("hazmon_agent_state", "gauge", "1 for the agent's current state (starting, running, stopping), 0 for the others.", "state")
 	famCoreUp        = fam("hazmon_core_up", "gauge", "1 if the safety core answered this scrape within 1 s; 0 leaves out the output and alarm metrics.")
-	famCoreLoopAge   = fam("hazmon_core_loop_age_seconds", "gauge", "Seconds since the safety core's loop last ran (it runs at least every 500 ms; every 100 ms while a timer is within 0.6 s of running out).")
+	famCoreLoopAge   = fam("hazmon_core_loop_age_seconds", "gauge", "Seconds since the safety core's loop last ran (it runs at least every 500 ms; every 100 ms while a calibration runs or a timer is within 0.6 s of running out).")
 	famOutboxLost    = fam("hazmon_core_outbox_lost_total", "counter", "Items the safety core's outbox dropped because the recorder did not keep up: kind reading, or urgent (alarms and events).", "kind")
 	famOverruns      = fam("hazmon_source_overruns_total", "counter", "Readings a source's queue into the safety core refused because it was full (source \"bus NAME\", \"gpio SENSOR\" or \"bus supervisor\").", "source")
 	famReadings      = fam("hazmon_readings_total", "counter", "Readings of the sensor evaluated by the safety core since the agent started, faults included.", "sensor")

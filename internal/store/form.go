@@ -132,7 +132,10 @@ func (s *Store) formOne(stream Stream, maxItems, maxBytes int, build BuildFunc) 
 			dead++
 			continue
 		}
-		f, ok := s.addFormed(stream, head.Seq, payload, items)
+		f, ok, err := s.addFormed(stream, head.Seq, payload, items)
+		if err != nil {
+			return nil, false, err
+		}
 		if !ok {
 			continue // the writer evicted some of them meanwhile: pick again
 		}
@@ -298,15 +301,19 @@ func takenAt(taken []span, r uint64) (span, bool) {
 }
 
 // addFormed records a message formed from items with seq, if none of
-// them was taken meanwhile.
-func (s *Store) addFormed(stream Stream, seq uint64, payload []byte, items []Item) (*formed, bool) {
+// them was taken meanwhile; after Close it fails with ErrClosed (Close has
+// saved the numbers handed out).
+func (s *Store) addFormed(stream Stream, seq uint64, payload []byte, items []Item) (*formed, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false, ErrClosed
+	}
 	l := s.lanes[stream]
 	first, last := items[0].ID, items[len(items)-1].ID
 	for r := first; r <= last; r++ {
 		if l.isTaken(r) {
-			return nil, false
+			return nil, false, nil
 		}
 	}
 	fromFile := true
@@ -323,7 +330,7 @@ func (s *Store) addFormed(stream Stream, seq uint64, payload []byte, items []Ite
 	l.taken = append(l.taken, span{first, last})
 	s.memBytes += int64(len(payload)) + recOverhead
 	s.wakeLocked()
-	return f, true
+	return f, true, nil
 }
 
 func (s *Store) wakeLocked() {

@@ -27,8 +27,9 @@ import (
 // read (bbolt keeps no checksum of its own): Outbox does not offer it,
 // and the next commit removes it, named by a data_loss event (reason
 // unreadable) with its records (noteUnreadable). A flip of the flag bit
-// itself is caught by the header's CRC-32 (zipFirst), and the record read
-// as compressed. Files written before compression hold plain payloads,
+// to clear is caught by the header's CRC-32 (zipFirst), and the record
+// read as compressed; one that sets it on a plain record makes that record
+// fail its check (damaged, as above). Files written before compression hold plain payloads,
 // read as they are.
 const (
 	zipMin  = 512
