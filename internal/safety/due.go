@@ -152,16 +152,20 @@ func (c *Core) nextTick(now time.Time) time.Time {
 	if c.st.fast {
 		period = TickEvery
 	}
-	k := now.Sub(c.st.tickBase)/period + 1
-	return c.st.tickBase.Add(k * period)
+	return c.gridFloor(now, period).Add(period)
 }
 
 // onGrid returns the last instant of the TickEvery grid from tickBase at
 // or before now (now itself before the grid's origin).
 func (c *Core) onGrid(now time.Time) time.Time {
-	d := now.Sub(c.st.tickBase)
-	if d < 0 {
+	if now.Before(c.st.tickBase) {
 		return now
 	}
-	return c.st.tickBase.Add(d / TickEvery * TickEvery)
+	return c.gridFloor(now, TickEvery)
+}
+
+// gridFloor returns the last instant tickBase + k x period at or before
+// now (now not before tickBase).
+func (c *Core) gridFloor(now time.Time, period time.Duration) time.Time {
+	return c.st.tickBase.Add(now.Sub(c.st.tickBase) / period * period)
 }
