@@ -41,10 +41,7 @@ func (s *Store) Form(stream Stream, maxItems, maxBytes int, build BuildFunc) (ms
 	}
 	s.formMu[i].Lock()
 	defer s.formMu[i].Unlock()
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed { // Close saved the numbers handed out: a message formed now would reuse them
+	if s.isClosed() { // Close saved the numbers handed out: a message formed now would reuse them
 		return Message{}, false, ErrClosed
 	}
 	if s.isReadOnly() {

@@ -29,8 +29,8 @@ import (
 // unreadable) with its records (noteUnreadable). A flip of the flag bit
 // to clear is caught by the header's CRC-32 (zipFirst), and the record
 // read as compressed; one that sets it on a plain record makes that record
-// fail its check (damaged, as above). Files written before compression hold plain payloads,
-// read as they are.
+// fail its check (damaged, as above). Files written before compression
+// hold plain payloads, read as they are.
 const (
 	zipMin  = 512
 	zipFlag = 1 << 31
