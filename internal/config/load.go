@@ -76,6 +76,16 @@ const MaxFileSize = 4 << 20
 // key path (or a plain error if the file cannot be read at all, or is
 // larger than MaxFileSize).
 func Load(path string) (*Loaded, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// readFile reads the config file at path, refusing one larger than
+// MaxFileSize before parsing it.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -88,7 +98,7 @@ func Load(path string) (*Loaded, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("config: %s is larger than %d MiB: not a hazmon config (refused before parsing)", path, MaxFileSize>>20)
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse is Load on bytes already read; name is used in messages.
@@ -279,8 +289,8 @@ func (ix *index) locate(name string, v violation) Problem {
 // it names none or cannot be read at all): a restart with a broken config
 // still finds where the last good config's outputs are remembered.
 func DataDirOf(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) > MaxFileSize {
+	data, err := readFile(path)
+	if err != nil {
 		return DefaultDataDir
 	}
 	var doc struct {
@@ -303,12 +313,7 @@ func DataDirOf(path string) string {
 // section without a readable socket (a typo there must not send commands
 // to another agent's default socket).
 func PeekSocket(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize))
+	data, err := readFile(path)
 	if err != nil {
 		return "", err
 	}

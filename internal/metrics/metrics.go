@@ -31,8 +31,9 @@ const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // ScrapeCoreTimeout bounds how long a scrape waits for the safety core's
 // snapshot (outputs, alarms). The core answers as soon as its loop is
-// free (a request wakes it; it is never busy for long); a core that does not answer within it
-// is reported as hazmon_core_up 0 instead of holding the scrape.
+// free (a request wakes it; it is never busy for long); a core that does
+// not answer within it is reported as hazmon_core_up 0 instead of holding
+// the scrape.
 const ScrapeCoreTimeout = time.Second
 
 // Snapshot is what one scrape reports. The agent fills it in (internal/app,
